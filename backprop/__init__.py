@@ -1,0 +1,11 @@
+"""deltaflow's training engine: backpropagation in plain numpy, as in the seed's equations.
+
+Pure: numpy and pydantic only — no I/O, no logging, no database. Randomness comes from the
+spec's seed through one explicit `numpy.random.Generator`.
+"""
+
+from backprop.network import Backprop, Network
+from backprop.spec import TrainSpec
+from backprop.train import Diverged, EpochResult, Trainer
+
+__all__ = ["Backprop", "Diverged", "EpochResult", "Network", "TrainSpec", "Trainer"]

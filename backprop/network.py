@@ -1,0 +1,201 @@
+"""Network: the parameters W^l, b^l, the forward pass (eq. 2) and the backward pass (eq. 8–10, 14).
+
+Conventions (the seed's, DESIGN §3): layers 0..L, n_l neurons in layer l, W^l of shape
+(n_l, n_{l-1}) with W^l[k, j] = w^l_kj, b^l of shape (n_l,). A mini-batch of B samples is
+processed at once with one sample per row, so in code
+
+    z^l = a^{l-1} (W^l)ᵀ + b^l          (B, n_l)          eq. (2), one row per sample
+
+Internally every layer keeps Wt^l = (W^l)ᵀ of shape (n_{l-1}, n_l), C-contiguous, so the forward
+pass multiplies by a plain array rather than a transposed view (the faster BLAS path). All
+weights and then all biases live in one flat array `theta`, so an optimizer updates every
+parameter with a handful of calls; `grad` mirrors it. `weights` and `biases` present the seed's
+convention as views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backprop.activations import Activation, activation
+from backprop.losses import Loss
+
+
+class Workspace:
+    """Preallocated buffers for mini-batches of one size B: the gathered inputs x and targets y,
+    a^l and δ^l of shape (B, n_l) for l = 1..L, the output logits z^L, and one scratch array
+    per layer for σ'."""
+
+    def __init__(self, sizes: tuple[int, ...], batch: int, dtype: np.dtype) -> None:
+        self.batch = batch
+        self.x = np.empty((batch, sizes[0]), dtype)
+        self.y = np.empty((batch, sizes[-1]), dtype)
+        self.a = [np.empty((batch, n), dtype) for n in sizes[1:]]
+        self.delta = [np.empty((batch, n), dtype) for n in sizes[1:]]
+        self.scratch = [np.empty((batch, n), dtype) for n in sizes[1:]]
+        self.z = np.empty((batch, sizes[-1]), dtype)
+
+
+@dataclass(frozen=True)
+class Backprop:
+    """The outcome of one forward and backward pass over a mini-batch of B samples."""
+
+    loss: float
+    delta: list[np.ndarray]  # δ^l per sample, shape (B, n_l), for l = 1..L (eq. 8, 9)
+    grad_weights: list[np.ndarray]  # ∂C/∂W^l = mean over samples of δ^l (a^{l-1})ᵀ (eq. 10)
+    grad_biases: list[np.ndarray]  # ∂C/∂b^l = mean over samples of δ^l (eq. 14)
+
+
+class Network:
+    """A fully connected network with `sizes` = (n_0, …, n_L)."""
+
+    def __init__(
+        self,
+        sizes: list[int] | tuple[int, ...],
+        activation_name: str = "sigmoid",
+        output_activation: str = "sigmoid",
+        dtype: str | np.dtype = "float64",
+        leaky_slope: float = 0.01,
+    ) -> None:
+        self.sizes = tuple(int(n) for n in sizes)
+        self.L = len(self.sizes) - 1
+        self.dtype = np.dtype(dtype)
+        self.hidden: Activation = activation(activation_name, leaky_slope)
+        self.output: Activation = activation(output_activation, leaky_slope)
+        pairs = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        self.n_weights = sum(n_in * n_out for n_in, n_out in pairs)
+        self.theta = np.zeros(self.n_weights + sum(self.sizes[1:]), self.dtype)
+        self.grad = np.zeros_like(self.theta)
+        self.Wt, self.b = _layer_views(self.theta, pairs, self.n_weights)
+        self.gWt, self.gb = _layer_views(self.grad, pairs, self.n_weights)
+        w_starts = np.cumsum([0] + [n_in * n_out for n_in, n_out in pairs[:-1]])
+        b_starts = self.n_weights + np.cumsum([0, *self.sizes[1:-1]])
+        self._segments = np.concatenate([w_starts, b_starts])
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """W^l for l = 1..L, shape (n_l, n_{l-1}), [k, j] = w^l_kj (views: copy to keep)."""
+        return [Wt.T for Wt in self.Wt]
+
+    @property
+    def biases(self) -> list[np.ndarray]:
+        """b^l for l = 1..L, shape (n_l,) (views: copy to keep)."""
+        return list(self.b)
+
+    @property
+    def n_parameters(self) -> int:
+        return self.theta.size
+
+    def set_parameters(self, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
+        """Load W^l and b^l given in the seed's convention."""
+        for l, (W, b) in enumerate(zip(weights, biases, strict=True)):
+            if W.shape != self.Wt[l].T.shape or b.shape != self.b[l].shape:
+                raise ValueError(
+                    f"layer {l + 1}: expected W of shape {self.Wt[l].T.shape} and b of shape "
+                    f"{self.b[l].shape}, got {W.shape} and {b.shape}"
+                )
+            self.Wt[l][...] = W.T
+            self.b[l][...] = b
+
+    def initialize(self, rng: np.random.Generator, scheme: str = "xavier") -> None:
+        """Draw W^l from `rng` (in the seed's (n_l, n_{l-1}) order, whatever the layout).
+
+        xavier: U(±√(6/(n_{l-1}+n_l))), b = 0 (Glorot and Bengio, 2010);
+        he: N(0, 2/n_{l-1}), b = 0 (He et al., 2015);
+        uniform: W and b from U(±1/√n_{l-1}) (LeCun; PyTorch's nn.Linear).
+        """
+        for l, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
+            if scheme == "xavier":
+                limit = np.sqrt(6.0 / (n_in + n_out))
+                W, b = rng.uniform(-limit, limit, (n_out, n_in)), np.zeros(n_out)
+            elif scheme == "he":
+                W, b = rng.normal(0.0, np.sqrt(2.0 / n_in), (n_out, n_in)), np.zeros(n_out)
+            elif scheme == "uniform":
+                limit = 1.0 / np.sqrt(n_in)
+                W = rng.uniform(-limit, limit, (n_out, n_in))
+                b = rng.uniform(-limit, limit, n_out)
+            else:
+                raise ValueError(f"unknown init scheme {scheme!r}; use xavier, he or uniform")
+            self.Wt[l][...] = W.T
+            self.b[l][...] = b
+
+    def workspace(self, batch: int) -> Workspace:
+        return Workspace(self.sizes, batch, self.dtype)
+
+    def forward(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
+        """a^L for a mini-batch x of shape (B, n_0); keeps every a^l in `ws` for `backward`."""
+        a = x
+        for l in range(self.L - 1):
+            z = ws.a[l]
+            np.matmul(a, self.Wt[l], out=z)  # z^l = a^{l-1} (W^l)ᵀ + b^l   (eq. 2)
+            z += self.b[l]
+            self.hidden.forward(z, z)  # a^l = σ(z^l), in place
+            a = z
+        np.matmul(a, self.Wt[-1], out=ws.z)
+        ws.z += self.b[-1]
+        self.output.forward(ws.z, ws.a[-1])
+        return ws.a[-1]
+
+    def backward(self, x: np.ndarray, y: np.ndarray, ws: Workspace, loss: Loss) -> float:
+        """Fill `grad` with the gradients of the mean cost over the batch; return the summed cost.
+
+        δ^L from the loss (eq. 9), then δ^l = (δ^{l+1} W^{l+1}) ⊙ σ'(z^l) row-wise (eq. 8),
+        ∂C/∂W^l = (δ^l)ᵀ a^{l-1} / B (eq. 10) and ∂C/∂b^l = Σ_rows δ^l / B (eq. 14). δ^L is
+        scaled by 1/B once, which scales every δ^l below it and so averages every gradient.
+        """
+        L = self.L
+        cost = loss.output_delta(ws.z, ws.a[-1], y, ws.delta[-1], ws.scratch[-1], self.output)
+        ws.delta[-1] *= 1.0 / x.shape[0]
+        for l in range(L - 1, -1, -1):
+            delta = ws.delta[l]
+            a_prev = ws.a[l - 1] if l > 0 else x
+            np.matmul(a_prev.T, delta, out=self.gWt[l])
+            np.sum(delta, axis=0, out=self.gb[l])
+            if l > 0:
+                np.matmul(delta, self.Wt[l].T, out=ws.delta[l - 1])
+                self.hidden.scale_by_derivative(ws.a[l - 1], ws.delta[l - 1], ws.scratch[l - 1])
+        return cost
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """a^L for inputs x of shape (B, n_0), as a new array."""
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        return self.forward(x, self.workspace(x.shape[0])).copy()
+
+    def backprop(self, x: np.ndarray, y: np.ndarray, loss: Loss) -> Backprop:
+        """One forward and backward pass on (x, y), returned in the seed's convention.
+
+        Convenience for tests and inspection; the Trainer calls `forward`/`backward` directly.
+        """
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        y = np.ascontiguousarray(y, dtype=self.dtype)
+        ws = self.workspace(x.shape[0])
+        self.forward(x, ws)
+        cost = self.backward(x, y, ws, loss)
+        B = x.shape[0]
+        return Backprop(
+            loss=cost / B,
+            delta=[d * B for d in ws.delta],
+            grad_weights=[g.T.copy() for g in self.gWt],
+            grad_biases=[g.copy() for g in self.gb],
+        )
+
+    def gradient_norms(self) -> tuple[list[float], list[float]]:
+        """‖∂C/∂W^l‖ and ‖∂C/∂b^l‖ (Frobenius, Euclidean) of the gradient in `grad`."""
+        sq = np.add.reduceat(self.grad * self.grad, self._segments)
+        norms = np.sqrt(sq).tolist()
+        return norms[: self.L], norms[self.L :]
+
+
+def _layer_views(
+    flat: np.ndarray, pairs: list[tuple[int, int]], n_weights: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-layer views into a flat array: Wt^l (n_{l-1}, n_l) first, then every b^l (n_l,)."""
+    Wt, b, w_at, b_at = [], [], 0, n_weights
+    for n_in, n_out in pairs:
+        Wt.append(flat[w_at : w_at + n_in * n_out].reshape(n_in, n_out))
+        b.append(flat[b_at : b_at + n_out])
+        w_at += n_in * n_out
+        b_at += n_out
+    return Wt, b

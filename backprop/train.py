@@ -1,0 +1,238 @@
+"""Trainer: the epoch loop — mini-batches, forward and backward passes, updates — one result each.
+
+One `numpy.random.Generator`, seeded from `spec.seed`, draws in a fixed order: the initial
+parameters, then the validation split, then one permutation per epoch. `state()` captures the
+generator along with the parameters and optimizer state, so a restored run draws the same
+permutations and is bit-identical to one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backprop import data
+from backprop.losses import loss as make_loss
+from backprop.network import Network, Workspace
+from backprop.optimizers import optimizer as make_optimizer
+from backprop.spec import TrainSpec
+
+
+class Diverged(ArithmeticError):
+    """The loss stopped being a finite number."""
+
+    def __init__(self, epoch: int, loss: float) -> None:
+        super().__init__(
+            f"training diverged at epoch {epoch}: the loss became {loss}; "
+            "try a smaller learning_rate"
+        )
+        self.epoch = epoch
+        self.loss = loss
+
+
+@dataclass(frozen=True, slots=True)
+class EpochResult:
+    """What one epoch produced. Gradient norms are those of the epoch's last update."""
+
+    epoch: int
+    loss: float
+    val_loss: float | None
+    accuracy: float | None
+    val_accuracy: float | None
+    grad_norm_weights: list[float]  # ‖∂C/∂W^l‖ for l = 1..L
+    grad_norm_biases: list[float]  # ‖∂C/∂b^l‖ for l = 1..L
+    learning_rate: float
+    duration_ms: float
+
+
+class Trainer:
+    """Trains `Network(spec.network)` on (x, y); see `backprop.data.prepare` for the shapes."""
+
+    def __init__(self, spec: TrainSpec, x, y) -> None:
+        self.spec = spec
+        X, Y = data.prepare(spec, x, y)
+        net_spec = spec.network
+        self.network = Network(
+            net_spec.layers,
+            net_spec.activation,
+            net_spec.output_activation,
+            spec.dtype,
+            net_spec.leaky_slope,
+        )
+        self._rng = np.random.default_rng(spec.seed)
+        self.network.initialize(self._rng, net_spec.init)
+        train_rows, val_rows = data.split(X.shape[0], spec.validation_split, self._rng)
+        self._x, self._y = X[train_rows], Y[train_rows]
+        self._x_val, self._y_val = X[val_rows], Y[val_rows]
+        self.loss = make_loss(spec.loss)
+        self.optimizer = make_optimizer(spec.optimizer, self.network.n_parameters, X.dtype)
+        self.epoch = 0
+        self.stopped_early = False
+        self._best: float | None = None
+        self._wait = 0
+        self._plan_batches()
+
+    def _plan_batches(self) -> None:
+        n = self._x.shape[0]
+        B = min(self.spec.batch_size or n, n)
+        self._batches: list[tuple[int, int, Workspace]] = []
+        full = self.network.workspace(B)
+        for start in range(0, n, B):
+            stop = min(start + B, n)
+            ws = full if stop - start == B else self.network.workspace(stop - start)
+            self._batches.append((start, stop, ws))
+        # A full batch is the same set of rows in any order, so it is never permuted.
+        self._shuffles = self.spec.shuffle and n > B
+        if self._shuffles:
+            self._xp, self._yp = np.empty_like(self._x), np.empty_like(self._y)
+        self._val_ws = self.network.workspace(self._x_val.shape[0]) if self._x_val.size else None
+        self._l2 = self.spec.l2 / n  # ∂/∂W of (λ/2n)·Σ‖W‖² is (λ/n)·W
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """W^l for l = 1..L in the seed's convention, shape (n_l, n_{l-1}), as copies."""
+        return [W.copy() for W in self.network.weights]
+
+    @property
+    def biases(self) -> list[np.ndarray]:
+        """b^l for l = 1..L, shape (n_l,), as copies."""
+        return [b.copy() for b in self.network.biases]
+
+    def learning_rate(self, epoch: int) -> float:
+        """α for epoch 1, 2, … under `spec.lr_schedule`."""
+        schedule, lr = self.spec.lr_schedule, self.spec.optimizer.learning_rate
+        if schedule.name == "step":
+            return lr * schedule.gamma ** ((epoch - 1) // schedule.step_size)
+        if schedule.name == "exponential":
+            return lr * schedule.gamma ** (epoch - 1)
+        return lr
+
+    def epochs(self) -> Iterator[EpochResult]:
+        """Run the remaining epochs, yielding after each; stops early when the spec says so."""
+        while self.epoch < self.spec.epochs and not self.stopped_early:
+            yield self._run_epoch()
+
+    def _run_epoch(self) -> EpochResult:
+        # A diverging run overflows on its way to a non-finite loss; Diverged reports it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._train_epoch()
+
+    def _train_epoch(self) -> EpochResult:
+        started = time.perf_counter()
+        epoch = self.epoch + 1
+        lr = self.learning_rate(epoch)
+        x, y = self._x, self._y
+        perm = self._rng.permutation(x.shape[0]) if self._shuffles else None
+        net, loss, theta, grad = self.network, self.loss, self.network.theta, self.network.grad
+        n_w, classify = net.n_weights, self.spec.is_classification
+        total = correct = 0.0
+        for start, stop, ws in self._batches:
+            if perm is None:
+                xb, yb = x[start:stop], y[start:stop]
+            else:
+                # Gathered batch by batch into buffers that stay in cache for the matmuls.
+                rows = perm[start:stop]
+                xb = np.take(x, rows, axis=0, out=ws.x)
+                yb = np.take(y, rows, axis=0, out=ws.y)
+            a_L = net.forward(xb, ws)
+            total += net.backward(xb, yb, ws, loss)
+            if classify:
+                correct += loss.count_correct(a_L, yb)
+            if self._l2:
+                grad[:n_w] += self._l2 * theta[:n_w]
+            self.optimizer.step(theta, grad, lr)
+        n = x.shape[0]
+        train_loss = total / n
+        if not np.isfinite(train_loss):
+            raise Diverged(epoch, train_loss)
+        val_loss, val_acc = self._validate()
+        self._watch(train_loss if val_loss is None else val_loss)
+        self.epoch = epoch
+        norms_W, norms_b = net.gradient_norms()
+        return EpochResult(
+            epoch=epoch,
+            loss=train_loss,
+            val_loss=val_loss,
+            accuracy=correct / n if classify else None,
+            val_accuracy=val_acc,
+            grad_norm_weights=norms_W,
+            grad_norm_biases=norms_b,
+            learning_rate=lr,
+            duration_ms=(time.perf_counter() - started) * 1e3,
+        )
+
+    def _validate(self) -> tuple[float | None, float | None]:
+        if self._val_ws is None:
+            return None, None
+        ws, y = self._val_ws, self._y_val
+        a_L = self.network.forward(self._x_val, ws)
+        n = y.shape[0]
+        val_loss = self.loss.value(ws.z, a_L, y, ws.scratch[-1]) / n
+        accuracy = self.loss.count_correct(a_L, y) / n if self.spec.is_classification else None
+        return val_loss, accuracy
+
+    def _watch(self, watched: float) -> None:
+        """Early stopping: patience runs out after that many epochs without a min_delta gain."""
+        rule = self.spec.early_stopping
+        if rule is None:
+            return
+        if self._best is None or watched < self._best - rule.min_delta:
+            self._best, self._wait = watched, 0
+        else:
+            self._wait += 1
+            self.stopped_early = self._wait >= rule.patience
+
+    def state(self) -> dict[str, Any]:
+        """A checkpoint: {"arrays": {name: ndarray}, "meta": JSON-safe dict}."""
+        opt_arrays, opt_meta = self.optimizer.state()
+        rng = self._rng.bit_generator.state
+        return {
+            "arrays": {"theta": self.network.theta.copy()}
+            | {f"optimizer.{k}": v for k, v in opt_arrays.items()},
+            "meta": {
+                "epoch": self.epoch,
+                "optimizer": opt_meta,
+                # PCG64's 128-bit integers as text: exact in any JSON parser.
+                "rng": {
+                    "bit_generator": rng["bit_generator"],
+                    "state": {k: str(v) for k, v in rng["state"].items()},
+                    "has_uint32": rng["has_uint32"],
+                    "uinteger": rng["uinteger"],
+                },
+                "early_stopping": {
+                    "best": self._best,
+                    "wait": self._wait,
+                    "stopped": self.stopped_early,
+                },
+            },
+        }
+
+    @classmethod
+    def restore(cls, spec: TrainSpec, x, y, state: dict[str, Any]) -> Trainer:
+        """A Trainer that continues exactly where the one that made `state` was."""
+        trainer = cls(spec, x, y)
+        arrays, meta = state["arrays"], state["meta"]
+        theta = trainer.network.theta
+        if arrays["theta"].shape != theta.shape:
+            raise ValueError(
+                f"checkpoint holds {arrays['theta'].size} parameters, the spec's network "
+                f"has {theta.size}"
+            )
+        theta[...] = arrays["theta"]
+        prefix = "optimizer."
+        trainer.optimizer.load_state(
+            {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+            meta["optimizer"],
+        )
+        rng = dict(meta["rng"])
+        rng["state"] = {k: int(v) for k, v in rng["state"].items()}
+        trainer._rng.bit_generator.state = rng
+        stop = meta["early_stopping"]
+        trainer._best, trainer._wait = stop["best"], stop["wait"]
+        trainer.stopped_early = stop["stopped"]
+        trainer.epoch = int(meta["epoch"])
+        return trainer

@@ -1,0 +1,1 @@
+"""The `deltaflow` command line."""
