@@ -102,14 +102,19 @@ class Identity(Activation):
 
 class Softmax(Activation):
     """a_k = e^{z_k} / Σ_m e^{z_m} over each row. Its Jacobian is not diagonal; the engine only
-    pairs it with cross-entropy, whose fused output delta is a − y (DESIGN §3)."""
+    pairs it with cross-entropy, whose fused output delta is a − y (DESIGN §3).
+
+    `forward` shifts each row of z in place by its maximum first. That changes neither the
+    softmax nor the cross-entropy, keeps e^z from overflowing, and leaves max_k z_k = 0, so
+    the cross-entropy can read ln Σ_m e^{z_m} = −ln max_k a_k off the output.
+    """
 
     name = "softmax"
     elementwise = False
 
     def forward(self, z, out):
-        np.subtract(z, z.max(axis=1, keepdims=True), out=out)
-        np.exp(out, out=out)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=out)
         out /= out.sum(axis=1, keepdims=True)
 
     def scale_by_derivative(self, a, delta, scratch):

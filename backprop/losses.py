@@ -32,9 +32,13 @@ class Loss:
         """delta ← δ^L per sample, shape (B, n_L) (eq. 9); returns the summed cost."""
         raise NotImplementedError
 
-    def count_correct(self, a: np.ndarray, y: np.ndarray) -> float:
-        """How many of the rows are classified right (fractional for several binary outputs)."""
-        raise NotImplementedError
+    def decide(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The classification a^L stands for, per row: what `truth(y)` is for the targets."""
+        raise TypeError("accuracy is defined for classification losses only")
+
+    def truth(self, y: np.ndarray) -> np.ndarray:
+        """The class of each target row, comparable element-wise with `decide`."""
+        raise TypeError("accuracy is defined for classification losses only")
 
 
 class Mse(Loss):
@@ -53,9 +57,6 @@ class Mse(Loss):
         sigma.scale_by_derivative(a, delta, scratch)
         return cost
 
-    def count_correct(self, a, y):
-        raise TypeError("accuracy is defined for classification losses only")
-
 
 class BinaryCrossEntropy(Loss):
     """C_x = −Σ_k [y_k ln a_k + (1 − y_k) ln(1 − a_k)] with a = σ(z), computed as
@@ -71,29 +72,36 @@ class BinaryCrossEntropy(Loss):
         np.subtract(a, y, out=delta)
         return self.value(z, a, y, scratch)
 
-    def count_correct(self, a, y):
-        return np.count_nonzero((a > 0.5) == (y > 0.5)) / a.shape[1]
+    def decide(self, a, out=None):
+        return np.greater(a, 0.5, out=out)
+
+    def truth(self, y):
+        return y > 0.5
 
 
 class CrossEntropy(Loss):
     """C_x = −Σ_k y_k ln softmax(z)_k = logsumexp(z) − y·z for rows of y summing to 1;
-    with a softmax output δ^L = a^L − y."""
+    with a softmax output δ^L = a^L − y.
+
+    The softmax has already shifted every row of z so that its maximum is 0 (see
+    `activations.Softmax`), hence logsumexp(z) = ln Σ e^{z} = −ln max_k a_k, which is exact
+    and finite: max_k a_k ≥ 1/n_L.
+    """
 
     name = "cross_entropy"
 
     def value(self, z, a, y, scratch):
-        m = z.max(axis=1, keepdims=True)
-        np.subtract(z, m, out=scratch)
-        np.exp(scratch, out=scratch)
-        lse = np.log(scratch.sum(axis=1)) + m[:, 0]
-        return float(lse.sum()) - float(np.vdot(y, z))
+        return -float(np.log(a.max(axis=1)).sum()) - float(np.vdot(y, z))
 
     def output_delta(self, z, a, y, delta, scratch, sigma):
         np.subtract(a, y, out=delta)
         return self.value(z, a, y, scratch)
 
-    def count_correct(self, a, y):
-        return np.count_nonzero(a.argmax(axis=1) == y.argmax(axis=1))
+    def decide(self, a, out=None):
+        return np.argmax(a, axis=1, out=out)
+
+    def truth(self, y):
+        return np.argmax(y, axis=1)
 
 
 def loss(name: str) -> Loss:

@@ -21,6 +21,8 @@ from backprop.network import Network, Workspace
 from backprop.optimizers import optimizer as make_optimizer
 from backprop.spec import TrainSpec
 
+_CACHE_BYTES = 4 << 20
+
 
 class Diverged(ArithmeticError):
     """The loss stopped being a finite number."""
@@ -87,9 +89,16 @@ class Trainer:
             self._batches.append((start, stop, ws))
         # A full batch is the same set of rows in any order, so it is never permuted.
         self._shuffles = self.spec.shuffle and n > B
-        if self._shuffles:
+        # Data that fits in cache is permuted in one gather per epoch; larger data is gathered
+        # batch by batch into buffers that stay in cache for that batch's matmuls.
+        self._gather_epoch = self._shuffles and self._x.nbytes + self._y.nbytes <= _CACHE_BYTES
+        if self._gather_epoch:
             self._xp, self._yp = np.empty_like(self._x), np.empty_like(self._y)
         self._val_ws = self.network.workspace(self._x_val.shape[0]) if self._x_val.size else None
+        if self.spec.is_classification:
+            # Each batch writes its decisions here; they are scored once per epoch.
+            self._truth = self.loss.truth(self._y)
+            self._decided = np.empty_like(self._truth)
         self._l2 = self.spec.l2 / n  # ∂/∂W of (λ/2n)·Σ‖W‖² is (λ/n)·W
 
     @property
@@ -126,27 +135,32 @@ class Trainer:
         epoch = self.epoch + 1
         lr = self.learning_rate(epoch)
         x, y = self._x, self._y
-        perm = self._rng.permutation(x.shape[0]) if self._shuffles else None
+        perm = rows = self._rng.permutation(x.shape[0]) if self._shuffles else None
+        if self._gather_epoch:
+            x, y = np.take(x, perm, axis=0, out=self._xp), np.take(y, perm, axis=0, out=self._yp)
+            rows = None
         net, loss, theta, grad = self.network, self.loss, self.network.theta, self.network.grad
         n_w, classify = net.n_weights, self.spec.is_classification
-        total = correct = 0.0
+        total = 0.0
         for start, stop, ws in self._batches:
-            if perm is None:
+            if rows is None:
                 xb, yb = x[start:stop], y[start:stop]
             else:
-                # Gathered batch by batch into buffers that stay in cache for the matmuls.
-                rows = perm[start:stop]
-                xb = np.take(x, rows, axis=0, out=ws.x)
-                yb = np.take(y, rows, axis=0, out=ws.y)
+                xb = np.take(x, rows[start:stop], axis=0, out=ws.x)
+                yb = np.take(y, rows[start:stop], axis=0, out=ws.y)
             a_L = net.forward(xb, ws)
             total += net.backward(xb, yb, ws, loss)
             if classify:
-                correct += loss.count_correct(a_L, yb)
+                loss.decide(a_L, out=self._decided[start:stop])
             if self._l2:
                 grad[:n_w] += self._l2 * theta[:n_w]
             self.optimizer.step(theta, grad, lr)
         n = x.shape[0]
         train_loss = total / n
+        accuracy = None
+        if classify:
+            truth = self._truth if perm is None else self._truth[perm]
+            accuracy = float(np.mean(self._decided == truth))
         if not np.isfinite(train_loss):
             raise Diverged(epoch, train_loss)
         val_loss, val_acc = self._validate()
@@ -157,7 +171,7 @@ class Trainer:
             epoch=epoch,
             loss=train_loss,
             val_loss=val_loss,
-            accuracy=correct / n if classify else None,
+            accuracy=accuracy,
             val_accuracy=val_acc,
             grad_norm_weights=norms_W,
             grad_norm_biases=norms_b,
@@ -172,7 +186,9 @@ class Trainer:
         a_L = self.network.forward(self._x_val, ws)
         n = y.shape[0]
         val_loss = self.loss.value(ws.z, a_L, y, ws.scratch[-1]) / n
-        accuracy = self.loss.count_correct(a_L, y) / n if self.spec.is_classification else None
+        accuracy = None
+        if self.spec.is_classification:
+            accuracy = float(np.mean(self.loss.decide(a_L) == self.loss.truth(y)))
         return val_loss, accuracy
 
     def _watch(self, watched: float) -> None:

@@ -194,7 +194,10 @@ def main() -> None:
     except ImportError:
         torch_version = "not installed"
     with threadpool_limits(args.threads):
-        blas = threadpool_info()[0]
+        blas = next(
+            (p for p in threadpool_info() if p["user_api"] == "blas" and "numpy" in p["filepath"]),
+            {},
+        )
         peaks = {d: matmul_peak_gflops(d, args.runs) for d in ("float32", "float64")}
         rows = [_measure(case, dtype, args.runs, peaks[dtype]) for case in CASES for dtype in peaks]
     print(

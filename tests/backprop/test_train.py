@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from backprop import datasets
+from backprop import datasets, train
 from backprop.spec import TrainSpec
 from backprop.train import Diverged, Trainer
 
@@ -187,3 +187,13 @@ def test_regression_has_no_accuracy():
     _, results = _run(spec, sine.x, sine.y)
     assert results[-1].accuracy is None
     assert results[-1].val_loss is None
+
+
+def test_gathering_per_batch_equals_gathering_per_epoch(monkeypatch):
+    """Large data is gathered batch by batch, small data once per epoch: same numbers."""
+    _, per_epoch = _run(_moons_spec(), MOONS.x, MOONS.y)
+    monkeypatch.setattr(train, "_CACHE_BYTES", 0)
+    trainer, per_batch = _run(_moons_spec(), MOONS.x, MOONS.y)
+    assert not trainer._gather_epoch
+    assert [r.loss for r in per_batch] == [r.loss for r in per_epoch]
+    assert [r.accuracy for r in per_batch] == [r.accuracy for r in per_epoch]
