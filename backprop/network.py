@@ -91,6 +91,11 @@ class Network:
         """b^l for l = 1..L, shape (n_l,) (views: copy to keep)."""
         return list(self.b)
 
+    def parameters_bytes(self) -> bytes:
+        """Every parameter as bytes of the network's dtype in native byte order: W^1 … W^L, each
+        in column-major order (Wt^l row-major is W^l column-major), then b^1 … b^L."""
+        return self.theta.tobytes()
+
     @property
     def n_parameters(self) -> int:
         return self.theta.size

@@ -1,17 +1,72 @@
-"""`deltaflow` — the command line (typer + rich)."""
+"""`deltaflow` — the command line (typer + rich). It speaks HTTP to the API; `up` and `demo`
+start the API, worker and reaper as processes (cli.services.Stack)."""
 
 from __future__ import annotations
 
-import time
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from backprop import Trainer, TrainSpec, datasets
+from cli.client import Client, CliError
+from cli.demo import run_demo
+from cli.local import describe_broker, describe_database, running, wait_for_exit
+from cli.progress import finish, follow
+from cli.render import fmt_loss, job_table, jobs_table, sparkline
+from cli.services import Stack
+from settings import get_settings
 
-app = typer.Typer(help="deltaflow: train neural networks by backpropagation, every epoch kept.")
+app = typer.Typer(
+    help="deltaflow: train neural networks by backpropagation, every epoch kept.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
+# Errors are one line: never wrapped, never read as rich markup (messages quote JSON lists).
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+Url = Annotated[
+    str, typer.Option("--url", envvar="DELTAFLOW_URL", help="The deltaflow API to talk to.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+Port = Annotated[int, typer.Option(min=1, max=65535, help="Port of the API.")]
+
+
+class Status(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Every failure the user can act on ends as one red line and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CliError as exc:
+            errors.print(f"error: {exc}", style="red", markup=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            errors.print("interrupted", style="yellow")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
 
 
 @app.callback()
@@ -20,31 +75,142 @@ def main() -> None:
 
 
 @app.command()
-def demo(epochs: int = typer.Option(5000, help="Epochs to train.")) -> None:
-    """Train the seed's example, XOR on a 2-4-1 sigmoid network, and show how it learned."""
-    xor = datasets.load("xor")
-    spec = TrainSpec.model_validate(
-        {"network": {"layers": [2, 4, 1]}, "optimizer": {"learning_rate": 2.0}, "epochs": epochs}
-    )
-    trainer = Trainer(spec, xor.x, xor.y)
-    table = Table(title=f"XOR, 2-4-1 sigmoid, plain SGD (α = 2.0), {epochs} epochs")
-    for column in ("epoch", "loss (½‖y − a‖²)", "‖∂C/∂W¹‖", "‖∂C/∂b¹‖"):
-        table.add_column(column, justify="right")
-    started = time.perf_counter()
-    show = {1, epochs} | {e for e in range(1, epochs + 1) if e % max(epochs // 8, 1) == 0}
-    for r in trainer.epochs():
-        if r.epoch in show:
-            table.add_row(
-                str(r.epoch),
-                f"{r.loss:.6f}",
-                f"{r.grad_norm_weights[0]:.2e}",
-                f"{r.grad_norm_biases[0]:.2e}",
-            )
-    elapsed = time.perf_counter() - started
-    console.print(table)
-    outputs = trainer.network.predict(xor.x).ravel()
-    for x, y, a in zip(xor.x, xor.y, outputs, strict=True):
-        console.print(f"  x = {x.astype(int).tolist()}  y = {y}  a^L = {a:.4f}")
-    console.print(
-        f"{epochs} epochs in {elapsed * 1e3:.0f} ms ({elapsed / epochs * 1e6:.1f} µs/epoch)"
-    )
+@friendly
+def up(
+    host: Annotated[str, typer.Option(help="Interface the API listens on.")] = "127.0.0.1",
+    port: Port = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the API, worker(s) and reaper here until Ctrl-C or SIGTERM."""
+    settings = get_settings()
+    stack = Stack(host, port, workers, log_dir=None)
+    try:
+        with running(stack, console):
+            url = stack.url
+            console.print(f"[bold green]deltaflow is up[/] with {workers} worker(s) and a reaper")
+            console.print(f"  API       {url}\n  docs      {url}/docs", highlight=False)
+            console.print(f"  database  {describe_database(settings)}", markup=False)
+            console.print(f"  broker    {describe_broker(settings)}", markup=False)
+            console.print("Press Ctrl-C to stop.")
+            wait_for_exit(stack)
+    except KeyboardInterrupt:
+        console.print("deltaflow stopped")
+
+
+@app.command()
+@friendly
+def demo(
+    port: Port = 8000,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs to train.")] = 5000,
+    as_json: AsJson = False,
+) -> None:
+    """Train the seed's example (XOR, 2-4-1 sigmoid) on a local stack; show how it learned."""
+    run_demo(port, epochs, console, as_json=as_json)
+
+
+@app.command()
+@friendly
+def submit(
+    spec: Annotated[
+        str, typer.Argument(help="JSON file: TrainSpec fields and a dataset; - reads stdin.")
+    ],
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the job until it ends.")] = False,
+    name: Annotated[str | None, typer.Option(help="The job's name (overrides the file's).")] = None,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Submit a training job; prints its id."""
+    body = read_spec(spec)
+    if name:
+        body["name"] = name
+    with Client(url) as client:
+        job = client.submit(body)
+        if not as_json:
+            print(job["id"])
+        if watch:
+            job = follow(client, job["id"], console, show=not as_json)
+    if as_json:
+        print_json(job)
+    if watch:
+        finish(job, console, quiet=as_json)
+
+
+def read_spec(source: str) -> dict:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read {source}: {exc.strerror or exc}") from None
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{source} is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise CliError(f"{source} must hold a JSON object of TrainSpec fields and a dataset")
+    if "dataset" not in body:
+        raise CliError(f'{source} has no "dataset"; add e.g. "dataset": {{"builtin": "xor"}}')
+    return body
+
+
+@app.command()
+@friendly
+def watch(
+    job_id: Annotated[str, typer.Argument(help="The job's id (or its first characters).")],
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Follow a job until it ends: epoch k/E, loss, ETA. Exits 1 unless it succeeded."""
+    with Client(url) as client:
+        job = follow(client, client.resolve(job_id), console, show=not as_json)
+    if as_json:
+        print_json(job)
+    finish(job, console, quiet=as_json)
+
+
+@app.command()
+@friendly
+def jobs(
+    limit: Annotated[int, typer.Option(min=1, help="How many jobs to list.")] = 20,
+    status: Annotated[Status | None, typer.Option(help="Only jobs in this state.")] = None,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """The newest jobs, with their status, progress and loss."""
+    # The API filters by status later (DESIGN §6); until then, page through and filter here.
+    page = min(limit, 500) if status is None else 500
+    with Client(url) as client:
+        everything = client.pages("/v1/jobs", limit=page)
+        found = (j for j in everything if status is None or j["status"] == status)
+        items = list(islice(found, limit))
+    if as_json:
+        print_json(items)
+    else:
+        console.print(jobs_table(items, console.width))
+
+
+@app.command()
+@friendly
+def show(
+    job_id: Annotated[str, typer.Argument(help="The job's id (or its first characters).")],
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """One job: its fields, its loss curve as a sparkline, and its error if it failed."""
+    with Client(url) as client:
+        job = client.job(client.resolve(job_id))
+        if as_json:
+            print_json(job)
+            return
+        losses = [e["loss"] for e in client.epochs(job["id"])]
+    console.print(job_table(job))
+    if losses:
+        line = f"{fmt_loss(losses[0])} {sparkline(losses)} {fmt_loss(losses[-1])}"
+        console.print(f"loss over {len(losses)} epochs (log scale):", highlight=False)
+        console.print(f"  {line}", soft_wrap=True, highlight=False)
+    else:
+        console.print("no epochs stored yet")
+    if job["error"]:
+        console.print(f"error: {job['error']}", style="red", markup=False, soft_wrap=True)
+
+
+if __name__ == "__main__":
+    app(prog_name="deltaflow")

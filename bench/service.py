@@ -1,0 +1,176 @@
+"""Service overhead: what running a job through deltaflow costs over training it in-process.
+
+    python bench/service.py [--runs 3] [--setups embedded,postgresql+redis]
+
+For each set-up a real service runs (uvicorn API, Celery workers, reaper; `cli.services.Stack`):
+(1) XOR 2-4-1, 10,000 epochs, a snapshot every epoch, and (2) 784-256-128-10 on 20,000 samples
+for 5 epochs: the job's wall time in the service (finished_at − started_at, written by the
+worker) over the bare Trainer's time for the same spec, measured in the same run, median of
+`--runs`; (3) dispatch latency, submit → started_at, over 50 jobs; (4) 200 XOR jobs of 200
+epochs on 2 worker processes: jobs per second, first submit to last finish.
+PostgreSQL and Redis are expected on 127.0.0.1 (a fresh database and Redis index are used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psycopg
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from api.datasets import store
+from backprop import Trainer, TrainSpec, datasets
+from cli.services import Stack
+from models import make_engine, session_factory
+from tests.conftest import free_port
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+XOR = {
+    "network": {"layers": [2, 4, 1]},
+    "optimizer": {"learning_rate": 2.0},
+    "dataset": {"builtin": "xor"},
+}
+BIG = {
+    "network": {"layers": [784, 256, 128, 10], "output_activation": "softmax"},
+    "loss": "cross_entropy",
+    "optimizer": {"name": "sgd", "learning_rate": 0.1},
+    "epochs": 5,
+    "batch_size": 128,
+    "snapshot_every": 5,
+}
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def bare_seconds(body: dict, x, y) -> float:
+    spec = TrainSpec.model_validate({k: v for k, v in body.items() if k != "dataset"})
+    started = time.perf_counter()
+    for _ in Trainer(spec, x, y).epochs():
+        pass
+    return time.perf_counter() - started
+
+
+def wait(url: str, job_id: str, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
+        if job["status"] in TERMINAL:
+            if job["status"] != "succeeded":
+                raise RuntimeError(f"job {job_id} ended {job['status']}: {job['error']}")
+            return job
+        time.sleep(0.02)
+    raise TimeoutError(job_id)
+
+
+def service_seconds(url: str, body: dict) -> float:
+    job = httpx.post(f"{url}/v1/jobs", json=body, timeout=60).json()
+    done = wait(url, job["id"])
+    started = datetime.fromisoformat(done["started_at"])
+    return (datetime.fromisoformat(done["finished_at"]) - started).total_seconds()
+
+
+def ratio_row(name: str, url: str, body: dict, x, y, runs: int) -> list[str]:
+    with threadpool_limits(1, user_api="blas"):  # the workers' BLAS thread count
+        bare = statistics.median(bare_seconds(body, x, y) for _ in range(runs))
+    service = statistics.median(service_seconds(url, body) for _ in range(runs))
+    return [name, f"{service:.3f} s", f"{bare:.3f} s", f"{service / bare:.2f}"]
+
+
+def dispatch_latency(url: str, n: int = 50) -> tuple[float, float]:
+    latencies = []
+    for i in range(n):
+        sent = datetime.now(UTC)
+        job = httpx.post(f"{url}/v1/jobs", json=XOR | {"epochs": 5, "seed": i}).json()
+        done = wait(url, job["id"])
+        latencies.append((datetime.fromisoformat(done["started_at"]) - sent).total_seconds())
+    q = statistics.quantiles(latencies, n=20)
+    return statistics.median(latencies), q[18]
+
+
+def throughput(url: str, n: int = 200) -> float:
+    started = time.perf_counter()
+    ids = [
+        httpx.post(f"{url}/v1/jobs", json=XOR | {"epochs": 200, "seed": i}).json()["id"]
+        for i in range(n)
+    ]
+    for job_id in ids:
+        wait(url, job_id)
+    return n / (time.perf_counter() - started)
+
+
+def big_dataset(database_url: str) -> tuple[str, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20_000, 784)), rng.integers(0, 10, 20_000)
+    engine = make_engine(database_url)
+    with session_factory(engine).begin() as s:
+        dataset_id = str(store(s, "default", "bench 20000x784", x, y).id)
+    engine.dispose()
+    return dataset_id, x, y
+
+
+def run_setup(name: str, env: dict[str, str], runs: int, home: Path) -> list[list[str]]:
+    stack = Stack(port=free_port(), workers=2, env=env, log_dir=home / "logs")
+    stack.start()
+    try:
+        xor = datasets.load("xor")
+        body = XOR | {"epochs": 10_000, "snapshot_every": 1}
+        rows = [ratio_row(f"{name}: (1) XOR 10,000 epochs, snapshot each", stack.url, body,
+                          xor.x, xor.y, runs)]  # fmt: skip
+        dataset_id, x, y = big_dataset(env["DELTAFLOW_DATABASE_URL"])
+        big = BIG | {"dataset": {"id": dataset_id}}
+        rows.append(ratio_row(f"{name}: (2) 784-256-128-10, 5 epochs", stack.url, big, x, y, runs))
+        p50, p95 = dispatch_latency(stack.url)
+        rows.append([f"{name}: (3) submit → running, 50 jobs", f"p50 {p50 * 1e3:.0f} ms",
+                     f"p95 {p95 * 1e3:.0f} ms", ""])  # fmt: skip
+        rate = throughput(stack.url)
+        rows.append([f"{name}: (4) 200 XOR jobs, 2 workers", f"{rate:.1f} jobs/s", "", ""])
+        return rows
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--setups", default="embedded,postgresql+redis")
+    args = parser.parse_args()
+    rows = []
+    for setup in args.setups.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp)
+            env = {"DELTAFLOW_FLUSH_INTERVAL": "1.0"}
+            database = None
+            if setup == "embedded":
+                env["DELTAFLOW_DATABASE_URL"] = f"sqlite:///{home}/deltaflow.db"
+            else:
+                database = f"deltaflow_bench_{uuid.uuid4().hex[:8]}"
+                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                    admin.execute(f'CREATE DATABASE "{database}"')
+                env["DELTAFLOW_DATABASE_URL"] = (
+                    f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
+                )
+                env["DELTAFLOW_BROKER_URL"] = "redis://127.0.0.1:6379/14"
+            try:
+                rows += run_setup(setup, env, args.runs, home)
+            finally:
+                if database:
+                    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    print("| case | service | bare Trainer | ratio |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""A small HTTP client for the deltaflow API that turns every failure into one readable line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+UUID_LENGTH = 36
+
+
+class CliError(Exception):
+    """A failure the user can act on; the CLI prints its message as one line and exits 1."""
+
+
+class Client:
+    """Speaks /v1 over HTTP; raises CliError for connection failures and 4xx/5xx answers."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        try:
+            self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        except httpx.InvalidURL as exc:
+            raise CliError(f"not a valid deltaflow URL: {url!r} ({exc})") from None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise CliError(f"deltaflow at {self.url} did not answer in time") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise CliError(f"cannot reach deltaflow at {self.url}: {exc}") from None
+        if response.is_error:
+            raise CliError(_error_line(response))
+        return response.json() if response.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        query = {k: v for k, v in params.items() if v is not None}
+        return self.request("GET", path, params=query)
+
+    def pages(self, path: str, limit: int = 500) -> Iterator[dict]:
+        """Every item of a paginated list, following `next_cursor` to the end."""
+        cursor = None
+        while True:
+            page = self.get(path, limit=limit, cursor=cursor)
+            yield from page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return
+
+    def submit(self, body: dict) -> dict:
+        return self.request("POST", "/v1/jobs", json=body)
+
+    def job(self, job_id: str) -> dict:
+        return self.get(f"/v1/jobs/{job_id}")
+
+    def epochs(self, job_id: str) -> list[dict]:
+        return list(self.pages(f"/v1/jobs/{job_id}/epochs", limit=10_000))
+
+    def snapshot(self, job_id: str, epoch: int | str = "latest") -> dict:
+        return self.get(f"/v1/jobs/{job_id}/snapshots/{epoch}")
+
+    def resolve(self, prefix: str) -> str:
+        """A full job id from the short one `deltaflow jobs` shows (or from a full id)."""
+        if len(prefix) == UUID_LENGTH:
+            return prefix
+        found = [j["id"] for j in self.pages("/v1/jobs") if j["id"].startswith(prefix.lower())]
+        if not found:
+            raise CliError(f"no job id starts with {prefix!r}")
+        if len(found) > 1:
+            raise CliError(f"{prefix!r} matches {len(found)} jobs; give more of the id")
+        return found[0]
+
+
+def _error_line(response: httpx.Response) -> str:
+    """The API's `message` field when it sent one, else whatever the body says."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        text = body.get("message") or body.get("detail") or response.reason_phrase
+    else:
+        text = response.text.strip() or response.reason_phrase
+    line = " ".join(str(text).split())
+    return f"HTTP {response.status_code}: {line}"

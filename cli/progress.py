@@ -1,0 +1,69 @@
+"""Following a job until it ends: a live progress bar fed by polling GET /v1/jobs/{id}."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cli.client import TERMINAL, Client, CliError
+from cli.render import STATUS_STYLE, fmt_loss
+
+POLL_SECONDS = 0.2
+
+
+def _bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[status]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _fields(job: dict) -> dict:
+    style = STATUS_STYLE.get(job["status"], "")
+    return {
+        "completed": job["epochs_done"],
+        "total": job["epochs_total"],
+        "loss": fmt_loss(job["latest_loss"]),
+        "status": f"[{style}]{job['status']}[/]",
+    }
+
+
+def follow(client: Client, job_id: str, console: Console, *, show: bool = True) -> dict:
+    """Poll the job every POLL_SECONDS until it is succeeded, failed or cancelled; returns it.
+    With show=False nothing is drawn, so --json output stays machine-readable."""
+    job = client.job(job_id)
+    if not show:
+        while job["status"] not in TERMINAL:
+            time.sleep(POLL_SECONDS)
+            job = client.job(job_id)
+        return job
+    with _bar(console) as bar:
+        task = bar.add_task(escape(job["name"]), **_fields(job))
+        while job["status"] not in TERMINAL:
+            time.sleep(POLL_SECONDS)
+            job = client.job(job_id)
+            bar.update(task, **_fields(job))
+    return job
+
+
+def finish(job: dict, console: Console, *, quiet: bool = False) -> None:
+    """One closing line for a job that ended; CliError (exit 1) when it did not succeed."""
+    where = f"epoch {job['epochs_done']}/{job['epochs_total']}"
+    if job["status"] == "failed":
+        raise CliError(f"job {job['id']} failed at {where}: {job['error']}")
+    if job["status"] == "cancelled":
+        raise CliError(f"job {job['id']} was cancelled at {where}")
+    if not quiet:
+        console.print(
+            f"job {job['id']} [green]succeeded[/] at {where}, "
+            f"final loss {fmt_loss(job['final_loss'])}"
+        )

@@ -1,0 +1,115 @@
+"""The processes of a deltaflow service on one machine: API, worker(s) and reaper.
+
+`deltaflow up` and `deltaflow demo` run a Stack; the end-to-end tests do too. Each process is a
+real subprocess configured only through DELTAFLOW_* environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+class Stack:
+    """bootstrap → api + workers + reaper; `stop()` ends them all (SIGTERM, then SIGKILL)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        workers: int = 1,
+        env: Mapping[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.host, self.port, self.workers = host, port, workers
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env.setdefault("OPENBLAS_NUM_THREADS", self.env.get("DELTAFLOW_BLAS_THREADS", "1"))
+        self.log_dir = log_dir
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def commands(self) -> dict[str, list[str]]:
+        py = sys.executable
+        api = [py, "-m", "uvicorn", "api.app:create_app", "--factory"]
+        api += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
+        cmds = {"api": api, "reaper": [py, "-m", "worker.reaper"]}
+        for i in range(1, self.workers + 1):
+            cmds[f"worker-{i}"] = worker_command(f"deltaflow-{i}")
+        return cmds
+
+    def start(self, wait: float = 60.0) -> Stack:
+        subprocess.run(
+            [sys.executable, "-m", "worker.bootstrap"], env=self.env, check=True, timeout=120
+        )
+        for name, argv in self.commands().items():
+            self.start_process(name, argv)
+        self.wait_ready(wait)
+        return self
+
+    def start_process(self, name: str, argv: list[str]) -> subprocess.Popen:
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 — kept by the child
+        proc = subprocess.Popen(
+            argv, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None
+        )
+        self.processes[name] = proc
+        return proc
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise ServiceError(f"{name} exited with code {proc.returncode} while starting")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise ServiceError(f"the API at {self.url} was not ready within {timeout:.0f} s")
+
+    def stop(self, grace: float = 15.0) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.processes.values():
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def worker_command(name: str, concurrency: int = 1) -> list[str]:
+    """A Celery worker on the deltaflow queue. Mingle, gossip and heartbeats need broadcast,
+    which the embedded broker has not, and deltaflow never needs."""
+    return [
+        sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker",
+        "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", "deltaflow", "-n", f"{name}@%h",
+        "--without-mingle", "--without-gossip", "--without-heartbeat",
+    ]  # fmt: skip

@@ -1,0 +1,30 @@
+"""deltaflow's persisted data: SQLAlchemy 2 tables, engine and session factories, array codecs."""
+
+from models.base import Base, utcnow
+from models.db import insert_ignore, make_engine, session_factory
+from models.tables import (
+    DEFAULT_OWNER,
+    JOB_STATUSES,
+    TERMINAL_STATUSES,
+    Checkpoint,
+    Dataset,
+    Epoch,
+    Job,
+    Snapshot,
+)
+
+__all__ = [
+    "DEFAULT_OWNER",
+    "JOB_STATUSES",
+    "TERMINAL_STATUSES",
+    "Base",
+    "Checkpoint",
+    "Dataset",
+    "Epoch",
+    "Job",
+    "Snapshot",
+    "insert_ignore",
+    "make_engine",
+    "session_factory",
+    "utcnow",
+]

@@ -1,0 +1,136 @@
+"""The persisted data (DESIGN §4). Arrays are raw little-endian bytes, never JSON or pickle."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.arrays import from_bytes
+from models.base import Base, UtcDateTime, utcnow
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+DEFAULT_OWNER = "default"
+
+
+class Dataset(Base):
+    """Training data, stored once per owner and content (sha256 of shapes and bytes)."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("owner", "sha256"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(100), default=DEFAULT_OWNER)
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    n_samples: Mapped[int]
+    n_features: Mapped[int]
+    n_outputs: Mapped[int]  # columns of y; 1 for a vector of labels or targets
+    x: Mapped[bytes] = mapped_column(LargeBinary)  # float64 (n_samples, n_features)
+    y: Mapped[bytes] = mapped_column(LargeBinary)  # float64 (n_samples, n_outputs)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """x of shape (n, n_features); y of shape (n, n_outputs), or (n,) for one column."""
+        x = from_bytes(self.x, np.float64, (self.n_samples, self.n_features))
+        y = from_bytes(self.y, np.float64, (self.n_samples, self.n_outputs))
+        return x, y[:, 0] if self.n_outputs == 1 else y
+
+
+class Job(Base):
+    """One training run; the row is the truth about it, the broker only says it has work."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOB_STATUSES}", name="status"),
+        Index("ix_jobs_owner_created_at_id", "owner", "created_at", "id"),
+        Index("ix_jobs_status_published_at", "status", "published_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(100), default=DEFAULT_OWNER)
+    name: Mapped[str] = mapped_column(String(200))
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # a TrainSpec, as JSON
+    dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("datasets.id"), index=True)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    epochs_total: Mapped[int]
+    epochs_done: Mapped[int] = mapped_column(default=0)
+    latest_loss: Mapped[float | None] = mapped_column(Float)
+    best_loss: Mapped[float | None] = mapped_column(Float)
+    final_loss: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(default=0)  # the fencing token of the current lease
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+
+
+class Epoch(Base):
+    """One epoch's metrics. Gradient norms are float64 bytes, one value per layer l = 1..L."""
+
+    __tablename__ = "epochs"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loss: Mapped[float] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    val_accuracy: Mapped[float | None] = mapped_column(Float)
+    grad_norm_weights: Mapped[bytes] = mapped_column(LargeBinary)
+    grad_norm_biases: Mapped[bytes] = mapped_column(LargeBinary)
+    learning_rate: Mapped[float] = mapped_column(Float)
+    duration_ms: Mapped[float] = mapped_column(Float)
+
+
+class Snapshot(Base):
+    """Every W^l and b^l after `epoch` (0 = initial) as one blob in the spec's dtype:
+    W^1, …, W^L, each in column-major order, then b^1, …, b^L (see models.arrays.Layout).
+    One row per snapshot keeps a flush to one insert per epoch, and w^l_kj still sits at a
+    fixed byte offset, so a trajectory reads it with one SQL substr per row."""
+
+    __tablename__ = "snapshots"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parameters: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Checkpoint(Base):
+    """The latest resumable state of a job: Trainer.state() as a JSON part and packed arrays."""
+
+    __tablename__ = "checkpoints"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int]
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    arrays: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

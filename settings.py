@@ -1,0 +1,64 @@
+"""Every knob of deltaflow, read from DELTAFLOW_* environment variables (DESIGN §7).
+
+Nothing here connects to anything: entry points (the FastAPI lifespan, the Celery worker's
+process init, CLI commands) build engines and connections from a Settings object.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DELTAFLOW_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///var/deltaflow.db",
+        description="SQLAlchemy URL; the default is a SQLite file under ./var/.",
+    )
+    broker_url: str | None = Field(
+        None,
+        description="Celery broker (redis://…); unset means the embedded SQLite broker, kept "
+        "beside a SQLite database or under ./var/.",
+    )
+    flush_interval: float = Field(1.0, gt=0, description="Seconds between a worker's writes.")
+    lease_ttl: float = Field(60.0, gt=0, description="Seconds a claim on a job lasts unrenewed.")
+    max_attempts: int = Field(3, ge=1, description="Claims of one job before it fails.")
+    reaper_interval: float = Field(5.0, gt=0, description="Seconds between reaper passes.")
+    republish_after: float = Field(
+        30.0, gt=0, description="Seconds a queued job waits before the reaper publishes it again."
+    )
+    blas_threads: int = Field(1, ge=1, description="BLAS threads per worker process.")
+    worker_concurrency: int = Field(1, ge=1, description="Training processes per worker.")
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.broker_url
+
+    home: Path | None = Field(
+        None,
+        description="Where embedded files live (the broker's SQLite file, logs); default: "
+        "beside a SQLite database, else ./var.",
+    )
+
+    @property
+    def var_dir(self) -> Path:
+        if self.home is not None:
+            return self.home
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
+            return Path(self.database_url[len(prefix) :]).parent
+        return Path("var")
+
+    @property
+    def broker_file(self) -> Path:
+        return self.var_dir / "broker.sqlite"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

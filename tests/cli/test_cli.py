@@ -1,0 +1,150 @@
+"""The `deltaflow` command against one real service (api, worker, reaper as processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from cli.render import BLOCKS
+from cli.services import Stack
+
+XOR_SPEC = {
+    "network": {"layers": [2, 4, 1]},
+    "optimizer": {"name": "sgd", "learning_rate": 2.0},
+    "epochs": 500,
+    "snapshot_every": 50,
+    "dataset": {"builtin": "xor"},
+}
+runner = CliRunner()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("cli")
+    env = {
+        "DELTAFLOW_DATABASE_URL": f"sqlite:///{tmp}/db.sqlite",
+        "DELTAFLOW_FLUSH_INTERVAL": "0.2",
+    }
+    stack = Stack(port=free_port(), env=env, log_dir=tmp / "logs")
+    try:
+        stack.start()
+        yield stack.url
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def job_id(url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One XOR job submitted with --watch; the other tests read it back."""
+    spec = tmp_path_factory.mktemp("spec") / "xor.json"
+    spec.write_text(json.dumps(XOR_SPEC))
+    result = runner.invoke(app, ["submit", str(spec), "--watch", "--name", "cli xor", "--url", url])
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0].strip()
+    assert len(first) == 36, result.output
+    assert "succeeded" in result.stdout
+    return first
+
+
+def test_submit_watch_prints_the_id(job_id: str) -> None:
+    assert job_id.count("-") == 4
+
+
+def test_jobs_json_lists_the_job(url: str, job_id: str) -> None:
+    result = runner.invoke(app, ["jobs", "--json", "--url", url])
+    assert result.exit_code == 0, result.output
+    jobs = {job["id"]: job for job in json.loads(result.stdout)}
+    assert jobs[job_id]["status"] == "succeeded"
+    assert jobs[job_id]["epochs_done"] == 500
+
+
+def test_jobs_filters_by_status(url: str, job_id: str) -> None:
+    result = runner.invoke(app, ["jobs", "--status", "failed", "--json", "--url", url])
+    assert result.exit_code == 0, result.output
+    assert job_id not in result.stdout
+    table = runner.invoke(app, ["jobs", "--status", "succeeded", "--url", url])
+    assert table.exit_code == 0, table.output
+    assert job_id[:8] in table.stdout
+
+
+def test_show_prints_name_and_sparkline(url: str, job_id: str) -> None:
+    result = runner.invoke(app, ["show", job_id[:8], "--url", url])
+    assert result.exit_code == 0, result.output
+    assert "cli xor" in result.stdout
+    spark = max(result.stdout.splitlines(), key=lambda line: sum(c in BLOCKS for c in line))
+    assert sum(c in BLOCKS for c in spark) == 60
+    # The XOR loss falls, so the curve starts high and ends at the lowest block.
+    assert spark.strip().split()[1][-1] == BLOCKS[0]
+
+
+def test_watch_of_a_finished_job(url: str, job_id: str) -> None:
+    result = runner.invoke(app, ["watch", job_id, "--url", url])
+    assert result.exit_code == 0, result.output
+    assert "500/500" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"network": {"layers": [3, 4, 1]}}, "x must have shape"),
+        ({"network": {"layers": [2]}}, "network.layers"),
+    ],
+)
+def test_submit_rejected_prints_the_api_message(
+    url: str, tmp_path: Path, change: dict, expected: str
+) -> None:
+    spec = tmp_path / "bad.json"
+    spec.write_text(json.dumps({**XOR_SPEC, **change}))
+    result = runner.invoke(app, ["submit", str(spec), "--url", url])
+    assert result.exit_code != 0
+    assert expected in result.output
+    assert "HTTP 422" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_unknown_job_is_one_line(url: str) -> None:
+    result = runner.invoke(app, ["show", "00000000-0000-0000-0000-000000000000", "--url", url])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: HTTP 404: job 00000000-0000-0000-0000-000000000000 not found"
+    )
+
+
+@pytest.mark.parametrize("args", [["jobs"], ["show", "abc"], ["watch", "abc"], ["submit", "SPEC"]])
+def test_closed_port_cannot_reach(args: list[str], tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(XOR_SPEC))
+    argv = [str(spec) if a == "SPEC" else a for a in args]
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = runner.invoke(app, [*argv, "--url", closed])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert f"cannot reach deltaflow at {closed}" in lines[0]
+
+
+def test_demo_trains_and_reports(tmp_path: Path) -> None:
+    env = {**os.environ, "DELTAFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/demo.db"}
+    env.pop("DELTAFLOW_BROKER_URL", None)
+    argv = [sys.executable, "-m", "cli.main", "demo", "--port", str(free_port()), "--epochs", "300"]
+    done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "w^1_00" in done.stdout
+    assert "b^1_0" in done.stdout
+    assert "succeeded" in done.stdout
+    assert "300/300" in done.stdout
+    assert str(tmp_path / "demo.db") in done.stdout

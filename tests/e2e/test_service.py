@@ -1,0 +1,104 @@
+"""End to end with real processes: HTTP API (uvicorn), Celery worker (prefork), reaper —
+on the embedded set-up (SQLite + SQLite broker) and on PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from backprop import Trainer, TrainSpec, datasets
+from cli.services import Stack
+from models import Epoch, Snapshot, make_engine, session_factory
+from models.arrays import Layout
+from tests.conftest import free_port
+
+BODY = {
+    "name": "e2e",
+    "network": {"layers": [2, 8, 2], "activation": "tanh", "output_activation": "softmax"},
+    "loss": "cross_entropy",
+    "optimizer": {"name": "momentum", "learning_rate": 0.1},
+    "epochs": 300,
+    "batch_size": 16,
+    "snapshot_every": 40,
+    "validation_split": 0.2,
+    "dataset": {"builtin": "moons", "seed": 3, "n": 120},
+}
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(params=["embedded", "postgresql+redis"])
+def stack(request, tmp_path):
+    env = {"DELTAFLOW_FLUSH_INTERVAL": "0.1", "DELTAFLOW_REAPER_INTERVAL": "0.5"}
+    if request.param == "embedded":
+        env["DELTAFLOW_DATABASE_URL"] = f"sqlite:///{tmp_path}/deltaflow.db"
+    else:
+        env["DELTAFLOW_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+        env["DELTAFLOW_BROKER_URL"] = request.getfixturevalue("redis_url")
+    s = Stack(port=free_port(), env=env, log_dir=tmp_path / "logs")
+    s.start()
+    yield s
+    s.stop()
+
+
+def wait_terminal(url: str, job_id: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}").json()
+        if job["status"] in TERMINAL:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} not finished after {timeout} s: {job}")
+
+
+def reference(body: dict) -> Trainer:
+    spec = TrainSpec.model_validate({k: v for k, v in body.items() if k not in ("name", "dataset")})
+    ds = body["dataset"]
+    data = datasets.load(ds["builtin"], seed=ds["seed"], n=ds["n"])
+    trainer = Trainer(spec, data.x, data.y)
+    for _ in trainer.epochs():
+        pass
+    return trainer
+
+
+def test_submit_train_and_read_back(stack):
+    r = httpx.post(f"{stack.url}/v1/jobs", json=BODY)
+    assert r.status_code == 201, r.text
+    job = wait_terminal(stack.url, r.json()["id"])
+    assert job["status"] == "succeeded", job
+    assert (job["epochs_done"], job["attempt"]) == (300, 1)
+
+    job_id = uuid.UUID(job["id"])
+    engine = make_engine(stack.env["DELTAFLOW_DATABASE_URL"])
+    with session_factory(engine)() as s:
+        epochs = s.scalars(select(Epoch.epoch).where(Epoch.job_id == job_id)).all()
+        snaps = s.scalars(
+            select(Snapshot).where(Snapshot.job_id == job_id).order_by(Snapshot.epoch)
+        ).all()
+    engine.dispose()
+    assert sorted(epochs) == list(range(1, 301))  # each epoch exactly once
+    assert [r.epoch for r in snaps] == [0, 40, 80, 120, 160, 200, 240, 280, 300]
+
+    trained = reference(BODY)
+    Ws, bs = Layout(BODY["network"]["layers"], "float64").split(snaps[-1].parameters)
+    for got, want in zip(Ws + bs, trained.weights + trained.biases, strict=True):
+        assert got.shape == want.shape
+        assert got.tobytes() == want.tobytes()  # bit for bit
+    latest = httpx.get(f"{stack.url}/v1/jobs/{job['id']}/snapshots/latest").json()
+    np.testing.assert_array_equal(latest["layers"][0]["weights"], trained.weights[0])
+
+
+def test_several_jobs_on_one_worker(stack):
+    ids = [
+        httpx.post(
+            f"{stack.url}/v1/jobs", json=BODY | {"epochs": 40, "seed": seed, "name": f"s{seed}"}
+        ).json()["id"]
+        for seed in range(4)
+    ]
+    jobs = [wait_terminal(stack.url, i) for i in ids]
+    assert [j["status"] for j in jobs] == ["succeeded"] * 4
+    assert len({j["final_loss"] for j in jobs}) == 4

@@ -1,0 +1,1 @@
+"""The worker side: the Celery app, thin tasks, the runner (claim → train → persist), the reaper."""

@@ -1,0 +1,90 @@
+"""The Celery app (DESIGN §5). The API imports this module only to publish by task name.
+
+JSON only, late acks, rejection on a lost worker, prefetch 1, no result backend: the job row is
+the result and the source of truth. Without DELTAFLOW_BROKER_URL the broker is embedded: kombu's
+SQLAlchemy transport on its own SQLite file, polled every 0.1 s instead of kombu's 1 s.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Celery
+from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport.sqlalchemy import Transport as SqlaTransport
+
+from settings import Settings, get_settings
+
+TASK_TRAIN = "deltaflow.train"
+QUEUE = "deltaflow"
+EMBEDDED_SCHEME = "deltaflow-sqlite"
+
+
+class EmbeddedTransport(SqlaTransport):
+    """kombu's SQLAlchemy transport with a shorter poll. The stock transport hands every
+    transport option to create_engine, so the interval cannot be passed as an option."""
+
+    polling_interval = 0.1
+
+
+TRANSPORT_ALIASES[EMBEDDED_SCHEME] = f"{__name__}:EmbeddedTransport"
+
+
+def broker_url(settings: Settings) -> str:
+    if settings.broker_url:
+        return settings.broker_url
+    return f"{EMBEDDED_SCHEME}+sqlite:///{settings.broker_file.resolve()}"
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """A Celery app for `settings`. Building it connects to nothing."""
+    settings = settings or get_settings()
+    app = Celery("deltaflow", broker=broker_url(settings), include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=QUEUE,
+        task_queues=[Queue(QUEUE, routing_key=QUEUE)],
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        # The embedded transport has no broadcast: no remote control, no events.
+        worker_enable_remote_control=not settings.embedded_broker,
+        broker_transport_options=_transport_options(settings),
+    )
+    return app
+
+
+def _transport_options(settings: Settings) -> dict:
+    if settings.embedded_broker:
+        return {"connect_args": {"timeout": 30}}
+    # A job outlives any visibility timeout we could choose; the lease, not the broker,
+    # decides who runs it, so a redelivery is harmless (DESIGN §5).
+    return {"visibility_timeout": 12 * 3600}
+
+
+def publish(app: Celery, job_id: uuid.UUID) -> None:
+    """Tell the workers that job `job_id` has work."""
+    app.send_task(TASK_TRAIN, args=[str(job_id)], queue=QUEUE)
+
+
+def prepare_broker(app: Celery, settings: Settings) -> None:
+    """Before workers start: the embedded broker's file in WAL mode and its queue declared
+    once (two workers declaring it on a fresh file race on a UNIQUE constraint)."""
+    if not settings.embedded_broker:
+        return
+    import sqlite3
+
+    settings.broker_file.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(settings.broker_file, timeout=30) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+    with app.connection_for_write() as conn:
+        Queue(QUEUE, routing_key=QUEUE)(conn.default_channel).declare()
+
+
+app = make_celery()

@@ -1,0 +1,115 @@
+"""The reaper: recovers what the broker loses (DESIGN §5).
+
+Each pass, in one transaction per job: a `running` job whose lease expired goes back to
+`queued` (or to `failed` once max_attempts claims were used); a `queued` job never published,
+or published longer ago than `republish_after`, is published again — the job row is the outbox,
+so a crash between commit and publish loses nothing. On the embedded broker it also deletes
+consumed messages, which kombu never does.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections import Counter
+from datetime import timedelta
+
+from celery import Celery
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import Job, make_engine, session_factory, utcnow
+from settings import Settings, get_settings
+from worker.celery_app import make_celery, publish
+
+log = logging.getLogger(__name__)
+
+
+def reap_once(sessions: sessionmaker[Session], app: Celery, settings: Settings) -> Counter:
+    """One pass; returns how many jobs were requeued, failed and republished."""
+    done: Counter = Counter()
+    now = utcnow()
+    with sessions.begin() as s:
+        expired = s.scalars(
+            select(Job.id).where(Job.status == "running", Job.lease_expires_at < now)
+        ).all()
+    for job_id in expired:
+        with sessions.begin() as s:
+            outcome = _expire(s, job_id, now, settings.max_attempts)
+        if outcome:
+            done[outcome] += 1
+    stale = now - timedelta(seconds=settings.republish_after)
+    with sessions.begin() as s:
+        queued = s.scalars(
+            select(Job.id).where(
+                Job.status == "queued", or_(Job.published_at.is_(None), Job.published_at < stale)
+            )
+        ).all()
+    for job_id in queued:
+        publish(app, job_id)
+        with sessions.begin() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(published_at=utcnow()))
+        done["republished"] += 1
+    return done
+
+
+def _expire(s: Session, job_id, now, max_attempts: int) -> str | None:
+    """Requeue or fail one job whose lease expired, if it still is so (guarded UPDATE)."""
+    still_expired = (Job.id == job_id) & (Job.status == "running") & (Job.lease_expires_at < now)
+    failed = s.execute(
+        update(Job)
+        .where(still_expired, Job.attempt >= max_attempts)
+        .values(
+            status="failed",
+            error=f"gave up after {max_attempts} attempts: the worker running it stopped "
+            "renewing its lease each time (killed, out of memory, or lost)",
+            finished_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    ).rowcount
+    if failed:
+        return "failed"
+    requeued = s.execute(
+        update(Job)
+        .where(still_expired)
+        .values(status="queued", lease_owner=None, lease_expires_at=None, published_at=None)
+    ).rowcount
+    return "requeued" if requeued else None
+
+
+def purge_consumed(settings: Settings) -> None:
+    """Delete the embedded broker's consumed messages (kombu keeps them with visible = 0)."""
+    if not settings.embedded_broker or not settings.broker_file.exists():
+        return
+    engine = make_engine(f"sqlite:///{settings.broker_file}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM kombu_message WHERE visible = 0"))
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    """Run the reaper until SIGTERM or SIGINT (`python -m worker.reaper`)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s reaper %(message)s")
+    settings = get_settings()
+    sessions = session_factory(make_engine(settings.database_url))
+    app = make_celery(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            done = reap_once(sessions, app, settings)
+            purge_consumed(settings)
+            if done:
+                log.info("%s", dict(done))
+        except Exception:
+            log.exception("reaper pass failed; trying again in %.1f s", settings.reaper_interval)
+        stop.wait(settings.reaper_interval)
+
+
+if __name__ == "__main__":
+    main()
