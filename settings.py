@@ -33,7 +33,9 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds a queued job waits before the reaper publishes it again."
     )
     blas_threads: int = Field(1, ge=1, description="BLAS threads per worker process.")
-    worker_concurrency: int = Field(1, ge=1, description="Training processes per worker.")
+    data_cache_mb: int = Field(
+        1024, ge=0, description="MiB of decoded data sets a worker process keeps between jobs."
+    )
 
     @property
     def embedded_broker(self) -> bool:

@@ -1,7 +1,7 @@
 """deltaflow's persisted data: SQLAlchemy 2 tables, engine and session factories, array codecs."""
 
 from models.base import Base, utcnow
-from models.db import insert_ignore, make_engine, session_factory
+from models.db import make_engine, session_factory
 from models.tables import (
     DEFAULT_OWNER,
     JOB_STATUSES,
@@ -23,7 +23,6 @@ __all__ = [
     "Epoch",
     "Job",
     "Snapshot",
-    "insert_ignore",
     "make_engine",
     "session_factory",
     "utcnow",

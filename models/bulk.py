@@ -1,9 +1,13 @@
-"""Fast insert-or-ignore of many rows, at the driver level.
+"""Bulk I/O at the driver level, where the ORM's per-row and per-byte costs show.
 
-A worker's flush writes thousands of epoch and snapshot rows. The ORM's bulk path spends
-microseconds per row building parameters; here rows are plain tuples handed to the driver:
-`executemany` on SQLite, and on PostgreSQL COPY into a temporary table followed by one
+Writing: a worker's flush inserts thousands of epoch and snapshot rows. The ORM's bulk path
+spends microseconds per row building parameters; here rows are plain tuples handed to the
+driver: `executemany` on SQLite; on PostgreSQL a COPY straight into the table inside a
+savepoint, and only if that meets an existing key, COPY into a staging table followed by
 INSERT … SELECT … ON CONFLICT DO NOTHING (COPY itself cannot skip duplicates).
+
+Reading: psycopg returns bytea as hex text unless asked for binary results, which costs
+seconds on a 100 MB data set; `read_blobs` asks for binary.
 """
 
 from __future__ import annotations
@@ -12,8 +16,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import psycopg
 from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from models.tables import Dataset
 
 
 def insert_ignore_rows(
@@ -39,6 +48,17 @@ def insert_ignore_rows(
 
 
 def _copy_then_insert(pg, table: str, names: str, keys: str, job_id, rows) -> None:
+    try:
+        with (
+            pg.transaction(),  # a savepoint inside the flush
+            pg.cursor() as cur,
+            cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row((job_id, *row))
+        return
+    except psycopg.errors.UniqueViolation:
+        pass  # some rows exist already (a redelivered flush): skip those, keep the rest
     staging = f"staging_{table}"
     with pg.cursor() as cur:
         cur.execute(
@@ -52,3 +72,27 @@ def _copy_then_insert(pg, table: str, names: str, keys: str, job_id, rows) -> No
             f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "
             f"ON CONFLICT ({keys}) DO NOTHING"
         )
+
+
+def upsert(session: Session, model: type, values: dict[str, Any], keys: Sequence[str]) -> None:
+    """INSERT, or UPDATE the row with the same `keys`: one statement, no read of the old row
+    (a merge would first load the old checkpoint's megabytes only to overwrite them)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model).values(values)
+    changed = {k: stmt.excluded[k] for k in values if k not in keys}
+    session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changed))
+
+
+def dataset_arrays(session: Session, dataset_id: uuid.UUID) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of a stored data set (see Dataset.arrays), read in binary on PostgreSQL."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        return session.get_one(Dataset, dataset_id).arrays()
+    with conn.connection.driver_connection.cursor(binary=True) as cur:
+        cur.execute(
+            "SELECT n_samples, n_features, n_outputs, x, y FROM datasets WHERE id = %s",
+            (dataset_id,),
+        )
+        n, n_features, n_outputs, x, y = cur.fetchone()
+    return Dataset(n_samples=n, n_features=n_features, n_outputs=n_outputs, x=x, y=y).arrays()

@@ -7,16 +7,12 @@ fails with "database is locked" instead of waiting (FACTS.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-
-from models.base import Base
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -51,14 +47,3 @@ def _sqlite_begin(connection) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def insert_ignore(
-    session: Session, model: type[Base], rows: Sequence[dict[str, Any]], keys: Sequence[str]
-) -> None:
-    """INSERT the rows, skipping any whose primary key `keys` already exist (one executemany)."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(model).on_conflict_do_nothing(index_elements=list(keys)), rows)

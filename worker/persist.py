@@ -12,24 +12,25 @@ from sqlalchemy.orm import Session
 from backprop import EpochResult, Trainer
 from models import Checkpoint, Epoch, Snapshot, utcnow
 from models.arrays import pack, to_bytes, unpack
-from models.bulk import insert_ignore_rows
+from models.bulk import insert_ignore_rows, upsert
 
 
 def load_checkpoint(row: Checkpoint) -> dict[str, Any]:
-    """The Trainer.state() that `checkpoint_row` stored."""
+    """The Trainer.state() that `checkpoint_values` stored."""
     return {"arrays": unpack(row.arrays, row.meta["arrays"]), "meta": row.meta["state"]}
 
 
-def checkpoint_row(job_id: uuid.UUID, trainer: Trainer) -> Checkpoint:
+def checkpoint_values(job_id: uuid.UUID, trainer: Trainer) -> dict[str, Any]:
+    """The checkpoints row for the trainer's state now."""
     state = trainer.state()
     blob, manifest = pack(state["arrays"])
-    return Checkpoint(
-        job_id=job_id,
-        epoch=trainer.epoch,
-        meta={"state": state["meta"], "arrays": manifest},
-        arrays=blob,
-        updated_at=utcnow(),
-    )
+    return {
+        "job_id": job_id,
+        "epoch": trainer.epoch,
+        "meta": {"state": state["meta"], "arrays": manifest},
+        "arrays": blob,
+        "updated_at": utcnow(),
+    }
 
 
 _NATIVE_LE = sys.byteorder == "little"  # then the engine's arrays are stored as they are
@@ -98,7 +99,7 @@ class FlushBuffer:
         insert_ignore_rows(s, Epoch.__table__, job_id, self.epochs)
         insert_ignore_rows(s, Snapshot.__table__, job_id, self.snapshots)
         if trainer is not None:
-            s.merge(checkpoint_row(job_id, trainer))
+            upsert(s, Checkpoint, checkpoint_values(job_id, trainer), ("job_id",))
 
     def clear(self) -> None:
         self.epochs.clear()

@@ -24,8 +24,10 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backprop import Diverged, Trainer, TrainSpec
-from models import Checkpoint, Dataset, Job, utcnow
+from models import Checkpoint, Job, utcnow
+from models.bulk import dataset_arrays
 from settings import Settings
+from worker.datacache import DataCache
 from worker.persist import FlushBuffer, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class Runner:
         self.sessions = sessions
         self.settings = settings
         self.identity = worker_identity()
+        self.datasets = DataCache(settings.data_cache_mb << 20)
 
     def run(self, job_id: uuid.UUID) -> str:
         """Train `job_id` to the end if it can be claimed; return what became of it."""
@@ -95,10 +98,9 @@ class Runner:
     def _train(self, lease: Lease) -> str:
         with self.sessions() as s:
             job = s.get_one(Job, lease.job_id)
-            dataset = s.get_one(Dataset, job.dataset_id)
             checkpoint = s.get(Checkpoint, lease.job_id)
             spec_json, best = job.spec, job.best_loss
-            x, y = dataset.arrays()
+            x, y = self.datasets.get(job.dataset_id, lambda: dataset_arrays(s, job.dataset_id))
             state = load_checkpoint(checkpoint) if checkpoint else None
         try:
             spec = TrainSpec.model_validate(spec_json)

@@ -103,9 +103,6 @@ def upgrade() -> None:
         sa.Column("grad_norm_biases", sa.LargeBinary(), nullable=False),
         sa.Column("learning_rate", sa.Float(), nullable=False),
         sa.Column("duration_ms", sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name=op.f("fk_epochs_job_id_jobs"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("job_id", "epoch", name=op.f("pk_epochs")),
     )
     op.create_table(
@@ -113,14 +110,13 @@ def upgrade() -> None:
         sa.Column("job_id", sa.Uuid(), nullable=False),
         sa.Column("epoch", sa.Integer(), nullable=False),
         sa.Column("parameters", sa.LargeBinary(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name=op.f("fk_snapshots_job_id_jobs"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("job_id", "epoch", name=op.f("pk_snapshots")),
     )
     if op.get_bind().dialect.name == "postgresql":
-        # Floats barely compress; kept uncompressed, a substring reads only the pages it needs.
-        op.execute("ALTER TABLE snapshots ALTER COLUMN parameters SET STORAGE EXTERNAL")
+        # Floats barely compress; kept uncompressed, a substring reads only the pages it needs
+        # and a large data set is not run through the compressor on every write.
+        for table, column in (("snapshots", "parameters"), ("datasets", "x"), ("datasets", "y")):
+            op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:

@@ -189,3 +189,12 @@ def test_the_checkpoint_holds_the_last_flushed_epoch(sessions, settings, make_jo
         assert snap.first() is not None
     assert checkpoint.epoch == job.epochs_done == _epochs(sessions, job_id)[-1]
     assert job.lease_expires_at > utcnow() + timedelta(seconds=settings.lease_ttl / 2)
+
+
+def test_a_worker_reads_a_shared_data_set_once(sessions, settings, make_job):
+    runner = Runner(sessions, settings)
+    first, second = make_job(), make_job(XOR | {"seed": 1})
+    assert runner.run(first) == runner.run(second) == "succeeded"
+    assert len(runner.datasets._items) == 1
+    x, _ = next(iter(runner.datasets._items.values()))
+    assert not x.flags.writeable
