@@ -74,6 +74,7 @@ class JobOut(BaseModel):
     tags: dict[str, str]
     dataset_id: uuid.UUID
     batch_id: uuid.UUID | None
+    grid_point: dict[str, Any] | None
     spec: dict[str, Any]
     created_at: datetime
     started_at: datetime | None

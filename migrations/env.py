@@ -5,11 +5,19 @@ from logging.config import fileConfig
 from alembic import context
 
 from models import Base, make_engine
+from models.base import UtcDateTime
 from settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name)
+
+
+def _render_item(type_, obj, autogen_context):
+    """Migrations stay free of deltaflow's own types: UtcDateTime is a DateTime(timezone=True)."""
+    if type_ == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def run_migrations() -> None:
@@ -21,8 +29,16 @@ def run_migrations() -> None:
         return
     engine = make_engine(url)
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch migrations copy and drop tables; with foreign keys on, dropping `jobs`
+            # would cascade into its checkpoints and tags. The pragma only works outside a
+            # transaction, so it goes to the driver before SQLAlchemy begins one.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
-            connection=connection, target_metadata=Base.metadata, render_as_batch=True
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=True,
+            render_item=_render_item,
         )
         with context.begin_transaction():
             context.run_migrations()

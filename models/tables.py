@@ -53,6 +53,20 @@ class Dataset(Base):
         return x, y[:, 0] if self.n_outputs == 1 else y
 
 
+class Batch(Base):
+    """A queued batch run: one job per point of the grid's cartesian product."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_owner_created_at_id", "owner", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(100), default=DEFAULT_OWNER)
+    name: Mapped[str] = mapped_column(String(200))
+    base: Mapped[dict[str, Any]] = mapped_column(JSON)  # the job body every point starts from
+    grid: Mapped[dict[str, list[Any]]] = mapped_column(JSON)  # dotted spec path → values
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class Job(Base):
     """One training run; the row is the truth about it, the broker only says it has work."""
 
@@ -60,6 +74,7 @@ class Job(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {JOB_STATUSES}", name="status"),
         Index("ix_jobs_owner_created_at_id", "owner", "created_at", "id"),
+        Index("ix_jobs_owner_final_loss_id", "owner", "final_loss", "id"),
         Index("ix_jobs_status_published_at", "status", "published_at"),
     )
 
@@ -69,7 +84,8 @@ class Job(Base):
     tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # a TrainSpec, as JSON
     dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("datasets.id"), index=True)
-    batch_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id"), index=True)
+    grid_point: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # its batch's values
     status: Mapped[str] = mapped_column(String(16), default="queued")
     epochs_total: Mapped[int]
     epochs_done: Mapped[int] = mapped_column(default=0)
@@ -86,6 +102,19 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+
+
+class JobTag(Base):
+    """One `key: value` tag of a job, in a table of its own so tag filters use an index."""
+
+    __tablename__ = "job_tags"
+    __table_args__ = (Index("ix_job_tags_key_value", "key", "value"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
 
 
 # epochs and snapshots are the append-only history, written thousands of rows per flush. They

@@ -16,7 +16,7 @@ from api.deps import CeleryDep, OwnerDep, SessionDep, get_job
 from api.errors import unprocessable
 from api.schemas import EpochOut, JobCreate, JobOut, LayerOut, Page, SnapshotEpoch, SnapshotOut
 from backprop import data
-from models import Epoch, Job, Snapshot, utcnow
+from models import Epoch, Job, JobTag, Snapshot, utcnow
 from models.arrays import Layout
 from worker.celery_app import publish
 
@@ -42,6 +42,7 @@ def submit(
             raise unprocessable(["body", "dataset"], str(exc)) from None
         dataset = dataset or datasets.store(session, owner, name, x, y)
         job = Job(
+            id=uuid.uuid4(),
             owner=owner,
             name=body.name,
             tags=body.tags,
@@ -50,6 +51,7 @@ def submit(
             epochs_total=spec.epochs,
         )
         session.add(job)
+        session.add_all(JobTag(job_id=job.id, key=k, value=v) for k, v in body.tags.items())
     # Published only after the commit; if publishing fails the reaper publishes it later.
     try:
         publish(celery, job.id)

@@ -175,3 +175,15 @@ def test_a_failed_publish_keeps_the_job_for_the_reaper(tmp_path, counts):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT published_at FROM jobs")).scalar() is None
     engine.dispose()
+
+
+def test_tags_are_kept(client, sessions):
+    from sqlalchemy import select
+
+    from models import JobTag
+
+    job = client.post("/v1/jobs", json=XOR_JOB | {"tags": {"team": "ml", "try": "3"}}).json()
+    assert job["tags"] == {"team": "ml", "try": "3"}
+    with sessions() as s:
+        rows = s.execute(select(JobTag.key, JobTag.value).order_by(JobTag.key)).all()
+    assert [tuple(r) for r in rows] == [("team", "ml"), ("try", "3")]

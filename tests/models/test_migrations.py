@@ -8,7 +8,7 @@ from models import Base, make_engine
 from models.arrays import dataset_sha256, from_bytes, pack, to_bytes, unpack
 from models.migrate import downgrade, upgrade
 
-TABLES = {"datasets", "jobs", "epochs", "snapshots", "checkpoints"}
+TABLES = {"datasets", "jobs", "epochs", "snapshots", "checkpoints", "batches", "job_tags"}
 
 
 def _tables(url: str) -> set[str]:
@@ -67,3 +67,36 @@ def test_dataset_digest_depends_on_shape_and_values():
     assert dataset_sha256(x, np.zeros(4)) != dataset_sha256(x, np.zeros((4, 1)))
     assert dataset_sha256(x, np.zeros(4)) != dataset_sha256(x, np.ones(4))
     assert dataset_sha256(x, np.zeros(4)) == dataset_sha256(x.copy(), np.zeros(4))
+
+
+def test_a_batch_migration_keeps_the_rows_that_reference_jobs(sqlite_url):
+    """0002 rebuilds `jobs` on SQLite; its checkpoints must survive (no cascade on the copy)."""
+    from sqlalchemy import text
+
+    upgrade(sqlite_url, "0001")
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO datasets VALUES ('d' || hex(randomblob(15)), 'o', 'n', 's', 1, 1, 1,"
+                " x'00', x'00', '2026-01-01 00:00:00')"
+            )
+        )
+        dataset = conn.execute(text("SELECT id FROM datasets")).scalar()
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, owner, name, tags, spec, dataset_id, status, epochs_total,"
+                " epochs_done, attempt, created_at) VALUES ('j1', 'o', 'n', '{}', '{}', :d,"
+                " 'queued', 1, 0, 0, '2026-01-01 00:00:00')"
+            ),
+            {"d": dataset},
+        )
+        conn.execute(
+            text("INSERT INTO checkpoints VALUES ('j1', 3, '{}', x'00', '2026-01-01 00:00:00')")
+        )
+    engine.dispose()
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM checkpoints")).scalar() == 1
+    engine.dispose()
