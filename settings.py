@@ -33,6 +33,7 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds a queued job waits before the reaper publishes it again."
     )
     blas_threads: int = Field(1, ge=1, description="BLAS threads per worker process.")
+    max_grid_points: int = Field(1000, ge=1, description="Jobs one batch may create.")
     data_cache_mb: int = Field(
         1024, ge=0, description="MiB of decoded data sets a worker process keeps between jobs."
     )

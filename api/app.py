@@ -9,7 +9,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 
 from api import errors
-from api.routes import datasets, health, job_actions, jobs
+from api.routes import batches, datasets, health, history, job_actions, jobs
 from models import make_engine, session_factory
 from settings import Settings, get_settings
 from worker.celery_app import make_celery
@@ -35,8 +35,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(history.router)
     app.include_router(job_actions.router)
     app.include_router(datasets.router)
+    app.include_router(batches.router)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     return app

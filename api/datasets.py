@@ -1,6 +1,12 @@
-"""Resolving a job's `dataset` to a stored data set (content-addressed, stored once)."""
+"""Data sets: resolving a job's `dataset`, reading uploads (JSON or CSV), storing them once by
+content (sha256 of shapes and bytes)."""
 
 from __future__ import annotations
+
+import csv
+import io
+import math
+import uuid
 
 import numpy as np
 from fastapi import HTTPException
@@ -8,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import unprocessable
-from api.schemas import BuiltinData, DatasetId, DatasetRef
+from api.schemas import BuiltinData, DatasetCreate, DatasetId, DatasetRef
 from backprop import datasets
 from models import Dataset
 from models.arrays import dataset_sha256, to_bytes
@@ -45,21 +51,35 @@ def load(
 ) -> tuple[Dataset | None, str, np.ndarray, np.ndarray]:
     """(stored row or None, name, x, y) for any reference; a stored id is checked for owner."""
     if isinstance(ref, DatasetId):
-        row = session.get(Dataset, ref.id)
-        if row is None or row.owner != owner:
-            raise HTTPException(404, detail=f"dataset {ref.id} not found")
+        row = get(session, owner, ref.id)
         return row, row.name, *row.arrays()
     return None, *materialise(ref)
+
+
+def get(session: Session, owner: str, dataset_id: uuid.UUID) -> Dataset:
+    """The caller's data set, or 404 (also for another owner's)."""
+    row = session.get(Dataset, dataset_id)
+    if row is None or row.owner != owner:
+        raise HTTPException(404, detail=f"dataset {dataset_id} not found")
+    return row
 
 
 def store(session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
     """The row holding this content for `owner`, inserted if new. x and y must already have
     passed `backprop.data.prepare`. Does not commit: the caller's transaction does."""
+    return put(session, owner, name, x, y)[0]
+
+
+def put(
+    session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray
+) -> tuple[Dataset, bool]:
+    """(row, created): the row holding this content for `owner`, and whether it was inserted
+    now. Looked up by sha256 first, so the same content is stored once. Does not commit."""
     y2 = y.reshape(len(y), -1)  # stored with one column per output; a vector is one column
     digest = dataset_sha256(x, y2)
-    row = session.scalar(select(Dataset).where(Dataset.owner == owner, Dataset.sha256 == digest))
+    row = find(session, owner, digest)
     if row is not None:
-        return row
+        return row, False
     row = Dataset(
         owner=owner,
         name=name,
@@ -72,4 +92,90 @@ def store(session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray)
     )
     session.add(row)
     session.flush()
-    return row
+    return row, True
+
+
+def find(session: Session, owner: str, digest: str) -> Dataset | None:
+    """`owner`'s data set with this content address, if stored."""
+    return session.scalar(select(Dataset).where(Dataset.owner == owner, Dataset.sha256 == digest))
+
+
+def from_json(body: DatasetCreate) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of an upload pydantic has checked for finite numbers; here: the shapes."""
+    _rectangular(body.x, "x")
+    if len(body.y) != len(body.x):
+        msg = f"must have one row per sample of x ({len(body.x)}), got {len(body.y)} rows"
+        raise unprocessable(["body", "y"], msg)
+    if isinstance(body.y[0], list):
+        _rectangular(body.y, "y")
+    return np.array(body.x, dtype=np.float64), np.array(body.y, dtype=np.float64)
+
+
+def _rectangular(rows: list[list[float]], field: str) -> None:
+    for i, row in enumerate(rows):
+        if len(row) != len(rows[0]):
+            msg = f"must be rectangular: row 0 has length {len(rows[0])} but row {i} has {len(row)}"
+            raise unprocessable(["body", field], msg)
+
+
+def from_csv(text: str, targets: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) from CSV text: a header line, then one sample per line, every value a finite
+    number. The `targets` columns (in that order) form y; every other column is a feature."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if not header:
+            raise unprocessable(["body"], "the CSV is empty: expected a header line, then data")
+        columns = _columns(header)
+        y_at = _targets(columns, targets)
+        x_at = [i for i in range(len(columns)) if i not in y_at]
+        rows = [_numbers(reader.line_num, row, columns) for row in reader if row]
+    except csv.Error as exc:
+        raise unprocessable(["body"], f"line {reader.line_num}: {exc}") from None
+    if not rows:
+        raise unprocessable(["body"], "the CSV has a header but no data lines")
+    table = np.array(rows, dtype=np.float64)
+    y = table[:, y_at]
+    return np.ascontiguousarray(table[:, x_at]), y[:, 0].copy() if len(y_at) == 1 else y
+
+
+def _columns(header: list[str]) -> list[str]:
+    columns = [name.strip() for name in header]
+    for i, name in enumerate(columns):
+        if not name:
+            raise unprocessable(["body"], f"line 1: header column {i + 1} has no name")
+        if name in columns[:i]:
+            raise unprocessable(["body"], f"line 1: the header names column {name!r} twice")
+    return columns
+
+
+def _targets(columns: list[str], targets: list[str]) -> list[int]:
+    for i, name in enumerate(targets):
+        if name not in columns:
+            known = ", ".join(map(repr, columns))
+            msg = f"the CSV has no column {name!r}; its columns are {known}"
+            raise unprocessable(["query", "target"], msg)
+        if name in targets[:i]:
+            raise unprocessable(["query", "target"], f"names column {name!r} twice")
+    if len(targets) == len(columns):
+        msg = "every column is a target, which leaves x no feature column"
+        raise unprocessable(["query", "target"], msg)
+    return [columns.index(name) for name in targets]
+
+
+def _numbers(line: int, row: list[str], columns: list[str]) -> list[float]:
+    if len(row) != len(columns):
+        msg = f"line {line} has {len(row)} fields but the header has {len(columns)} columns"
+        raise unprocessable(["body"], msg)
+    values = []
+    for column, cell in zip(columns, row, strict=True):
+        try:
+            value = float(cell)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value):
+            what = "a number" if value is None else "a finite number"
+            msg = f"line {line}, column {column!r}: {cell!r} is not {what}"
+            raise unprocessable(["body"], msg)
+        values.append(value)
+    return values

@@ -96,6 +96,86 @@ class EpochOut(BaseModel):
     duration_ms: float
 
 
+class BatchCreate(_Request):
+    """POST /v1/batches: one job per point of the grid's cartesian product."""
+
+    name: str = Field(min_length=1, max_length=200)
+    base: dict[str, Any] = Field(description="A job body, as for POST /v1/jobs.")
+    grid: dict[Annotated[str, Field(max_length=100)], list[Any]] = Field(
+        default_factory=dict,
+        max_length=20,
+        description='Spec paths to values, e.g. {"optimizer.learning_rate": [0.5, 0.1]}.',
+    )
+
+
+class BatchCreated(BaseModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    size: int
+    job_ids: list[uuid.UUID]
+
+
+class LeaderRow(BaseModel):
+    grid_point: dict[str, Any] | None
+    job_id: uuid.UUID
+    status: str
+    final_loss: float | None
+    best_loss: float | None = Field(description="Lowest val_loss (or loss, without validation).")
+
+
+class BatchOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    total: int
+    done: int = Field(description="Jobs that have ended: succeeded, failed or cancelled.")
+    counts: dict[str, int] = Field(description="Jobs per status.")
+    leaderboard: list[LeaderRow] = Field(description="Every job, best loss first.")
+
+
+class BatchSummary(BaseModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    grid: dict[str, list[Any]]
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Retried(BaseModel):
+    requeued: list[uuid.UUID]
+
+
+class Downsampled(BaseModel):
+    points: int = Field(description="Epochs returned.")
+    of: int = Field(description="Epochs in the requested range.")
+
+
+class EpochRows(BaseModel):
+    items: list[dict[str, Any]] = Field(description="One object per epoch with the chosen fields.")
+    next_cursor: str | None
+    downsampled: Downsampled | None = Field(description="Set when `points` thinned the range.")
+
+
+class EpochColumns(BaseModel):
+    columns: dict[str, list[Any]] = Field(description='One array per field: {"epoch": [...], …}')
+    next_cursor: str | None
+    downsampled: Downsampled | None
+
+
+class TrajectoryOut(BaseModel):
+    name: str = Field(description="The parameter in the seed's notation, e.g. w^1_01 or b^2_0.")
+    layer: int
+    param: Literal["weight", "bias"]
+    k: int
+    j: int | None
+    epochs: list[int] = Field(description="The snapshot epochs.")
+    values: list[float] = Field(description="The parameter's exact value at each of them.")
+
+
 class SnapshotEpoch(BaseModel):
     epoch: int
 
@@ -121,3 +201,74 @@ class Page(BaseModel, Generic[T]):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# --- datasets ---
+
+
+class DatasetCreate(_Request):
+    """POST /v1/datasets as JSON. Content already stored for the caller is not stored again."""
+
+    name: str = Field(min_length=1, max_length=200)
+    x: list[Annotated[list[Finite], Field(min_length=1)]] = Field(
+        min_length=1, description="One row of features per sample; every row the same length."
+    )
+    y: list[Finite] | list[Annotated[list[Finite], Field(min_length=1)]] = Field(
+        min_length=1, description="Targets: one number, or one row of numbers, per sample of x."
+    )
+
+
+class DatasetOut(BaseModel):
+    """A stored data set's metadata (never its arrays)."""
+
+    id: uuid.UUID
+    name: str
+    sha256: str = Field(description="Content address: sha256 of the shapes and float64 bytes.")
+    n_samples: int
+    n_features: int = Field(description="Columns of x.")
+    n_outputs: int = Field(description="Columns of y; 1 for a vector of targets or labels.")
+    created_at: datetime
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- job actions ---
+
+MAX_PREDICT_ROWS = 10_000
+
+
+class PredictIn(_Request):
+    """POST /v1/jobs/{id}/predict: inputs, one row of n_0 features per sample."""
+
+    x: list[Annotated[list[Finite], Field(min_length=1)]] = Field(
+        min_length=1, max_length=MAX_PREDICT_ROWS, description="Inputs a^0, one row per sample."
+    )
+    epoch: int | None = Field(
+        None, ge=0, description="Use the snapshot at this epoch; null uses the latest one."
+    )
+
+
+class PredictOut(BaseModel):
+    epoch: int = Field(description="The snapshot epoch whose parameters were used.")
+    outputs: list[list[float]] = Field(description="a^L, one row of n_L outputs per input row.")
+
+
+class EpochPoint(BaseModel):
+    epoch: int
+    loss: float
+    val_loss: float | None
+
+
+class EpochsEvent(BaseModel):
+    """Data of an `epochs` event: the rows flushed since the previous one, in epoch order."""
+
+    epochs: list[EpochPoint]
+
+
+class StatusEvent(BaseModel):
+    """Data of a `status` event."""
+
+    status: str
+    epochs_done: int
+    final_loss: float | None
+    error: str | None

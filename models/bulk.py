@@ -96,3 +96,68 @@ def dataset_arrays(session: Session, dataset_id: uuid.UUID) -> tuple[np.ndarray,
         )
         n, n_features, n_outputs, x, y = cur.fetchone()
     return Dataset(n_samples=n, n_features=n_features, n_outputs=n_outputs, x=x, y=y).arrays()
+
+
+def epoch_columns(
+    session: Session,
+    job_id: uuid.UUID,
+    fields: Sequence[str],
+    n_layers: int,
+    *,
+    first: int = 0,
+    last: int | None = None,
+    limit: int | None = None,
+    only: Sequence[int] | None = None,
+) -> dict[str, np.ndarray]:
+    """Epochs first..last (at most `limit`; or just the epochs `only`) as columns: "epoch"
+    (int64), each float field as float64 with NaN for NULL, and the gradient norms as (n, L)
+    arrays. On PostgreSQL no Python object is made per value."""
+    conn = session.connection()
+    where = f"job_id = {{job}} AND epoch >= {int(first)}"
+    if last is not None:
+        where += f" AND epoch <= {int(last)}"
+    if only is not None:
+        where += f" AND epoch IN ({', '.join(str(int(e)) for e in only) or 'NULL'})"
+    limit = int(limit) if limit is not None else 2**62
+    if conn.dialect.name == "postgresql":
+        return _pg_columns(conn, job_id, fields, n_layers, where, limit)
+    select_list = ", ".join(["epoch", *fields])
+    sql = f"SELECT {select_list} FROM epochs WHERE {where} ORDER BY epoch LIMIT {int(limit)}"
+    rows = conn.exec_driver_sql(sql.format(job="?"), (job_id.hex,)).fetchall()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * (len(fields) + 1)
+    out = {"epoch": np.array(cols[0], dtype=np.int64)}
+    for name, col in zip(fields, cols[1:], strict=True):
+        if name.startswith("grad_norm"):
+            out[name] = np.frombuffer(b"".join(col), "<f8").reshape(len(col), n_layers)
+        else:
+            out[name] = np.array(col, dtype=np.float64)  # None becomes NaN
+    return out
+
+
+def _pg_columns(conn, job_id, fields, n_layers, where, limit) -> dict[str, np.ndarray]:
+    """Each column aggregated in PostgreSQL into one bytea of packed binary values, so a
+    100,000-row history crosses the wire as 9 values and becomes arrays with no per-row
+    Python work. Every aggregate of one query consumes the rows in the same order, so the
+    columns stay aligned with the epoch column, which puts them in order."""
+    packed = ["string_agg(int4send(epoch), ''::bytea)"]
+    for f in fields:
+        value = f if f.startswith("grad_norm") else f"float8send(COALESCE({f}, 'NaN'::float8))"
+        packed.append(f"string_agg({value}, ''::bytea)")
+    condition = where.format(job="%s")
+    query = (
+        f"SELECT {', '.join(packed)} FROM (SELECT * FROM epochs WHERE {condition} "
+        f"ORDER BY epoch LIMIT {int(limit)}) AS page"
+    )
+    with conn.connection.driver_connection.cursor(binary=True) as cur:
+        cur.execute(query, (job_id,))
+        row = cur.fetchone()
+    epochs = np.frombuffer(row[0] or b"", ">i4").astype(np.int64)
+    order = np.argsort(epochs, kind="stable")
+    out = {"epoch": epochs[order]}
+    for f, blob in zip(fields, row[1:], strict=True):
+        if f.startswith("grad_norm"):
+            values = np.frombuffer(blob or b"", "<f8").reshape(-1, n_layers)
+        else:
+            values = np.frombuffer(blob or b"", ">f8").astype("<f8")
+        out[f] = values[order]
+    return out

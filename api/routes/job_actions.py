@@ -1,7 +1,197 @@
-"""/v1/jobs/{id}: delete, predict, events."""
+"""/v1/jobs/{id}: delete a finished job, predict with its network, stream its progress (SSE)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from collections.abc import AsyncIterable
+from typing import Annotated
+
+import anyio
+import anyio.to_thread
+import numpy as np
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.deps import OwnerDep, SessionDep, get_job
+from api.errors import unprocessable
+from api.schemas import EpochPoint, EpochsEvent, PredictIn, PredictOut, StatusEvent
+from backprop.network import Network
+from backprop.spec import TrainSpec
+from models import TERMINAL_STATUSES, Checkpoint, Epoch, Job, JobTag, Snapshot
+from models.arrays import Layout
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+JobId = Annotated[uuid.UUID, Path(description="The job's id.")]
+
+POLL_SECONDS = 0.2  # how stale an event stream may be; each poll is two indexed reads
+# Epoch rows per `epochs` event: a client that connects after a long job gets the history in
+# bounded pieces rather than one event of millions of rows.
+EVENT_ROWS = 1000
+
+
+@router.delete("/{job_id}", status_code=204)
+def delete_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> None:
+    """Delete a finished job with its epochs, snapshots, checkpoint and tags; keep its data set,
+    which other jobs may share."""
+    with session.begin():
+        job = get_job(session, owner, job_id)
+        if job.status not in TERMINAL_STATUSES:
+            raise _still_running(job_id, job.status)
+        # epochs and snapshots have no foreign key (models.tables), so nothing cascades to them.
+        for table in (Epoch, Snapshot, Checkpoint, JobTag):
+            session.execute(delete(table).where(table.job_id == job_id))
+        # Guarded by the status so a job requeued since the read above (a batch retry) is kept:
+        # raising here rolls every delete back.
+        gone = session.execute(
+            delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL_STATUSES))
+        ).rowcount
+        if gone != 1:
+            raise _still_running(job_id, "queued again")
+
+
+def _still_running(job_id: uuid.UUID, status: str) -> HTTPException:
+    return HTTPException(
+        409, detail=f"job {job_id} is {status}; cancel it first or wait until it ends"
+    )
+
+
+@router.post("/{job_id}/predict", response_model=PredictOut)
+def predict(job_id: JobId, body: PredictIn, session: SessionDep, owner: OwnerDep) -> PredictOut:
+    """a^L for the inputs x, with the parameters of the snapshot at `epoch` (default: latest)."""
+    # A transaction of its own, ended before the forward pass: on SQLite every transaction
+    # holds the write lock (BEGIN IMMEDIATE), which workers need for their flushes.
+    with session.begin():
+        job = get_job(session, owner, job_id)
+        spec = TrainSpec.model_validate(job.spec)
+        _check_width(body.x, spec.network.layers[0])
+        epoch, blob = _snapshot(session, job_id, body.epoch)
+    net = _network(spec, blob)
+    with np.errstate(over="ignore", invalid="ignore"):
+        outputs = net.predict(np.asarray(body.x, dtype=np.float64))
+    if not np.isfinite(outputs).all():
+        raise unprocessable(
+            ["body", "x"], "the network's outputs overflow for these inputs; scale them down"
+        )
+    return PredictOut(epoch=epoch, outputs=outputs.tolist())
+
+
+def _check_width(x: list[list[float]], n_0: int) -> None:
+    for i, row in enumerate(x):
+        if len(row) != n_0:
+            raise unprocessable(
+                ["body", "x", str(i)],
+                f"each row of x needs {n_0} values, the width n_0 of the network's input "
+                f"layer; this row has {len(row)}",
+            )
+
+
+def _snapshot(session: Session, job_id: uuid.UUID, epoch: int | None) -> tuple[int, bytes]:
+    """(epoch, parameters blob) of the requested snapshot, or 404 saying what exists."""
+    query = select(Snapshot.epoch, Snapshot.parameters).where(Snapshot.job_id == job_id)
+    if epoch is None:
+        row = session.execute(query.order_by(Snapshot.epoch.desc()).limit(1)).first()
+    else:
+        row = session.execute(query.where(Snapshot.epoch == epoch)).first()
+    if row is None:
+        raise HTTPException(404, detail=_no_snapshot(session, job_id, epoch))
+    return row.epoch, row.parameters
+
+
+def _no_snapshot(session: Session, job_id: uuid.UUID, epoch: int | None) -> str:
+    """Names the nearest snapshot epochs rather than listing them: a job may have millions."""
+    if epoch is None:
+        return f"job {job_id} has no snapshot yet"
+    of_job = Snapshot.job_id == job_id
+    below = session.scalar(select(func.max(Snapshot.epoch)).where(of_job, Snapshot.epoch < epoch))
+    above = session.scalar(select(func.min(Snapshot.epoch)).where(of_job, Snapshot.epoch > epoch))
+    nearest = [str(e) for e in (below, above) if e is not None]
+    if not nearest:
+        return f"job {job_id} has no snapshot yet"
+    return (
+        f"job {job_id} has no snapshot at epoch {epoch}; the nearest are at epoch "
+        f"{' and '.join(nearest)} (GET /v1/jobs/{job_id}/snapshots lists them all)"
+    )
+
+
+def _network(spec: TrainSpec, blob: bytes) -> Network:
+    """The engine's network with the snapshot's parameters: a blob has theta's layout."""
+    n = spec.network
+    net = Network(n.layers, n.activation, n.output_activation, spec.dtype, n.leaky_slope)
+    layout = Layout(n.layers, spec.dtype)  # its dtype is little-endian, as blobs are stored
+    net.theta[...] = np.frombuffer(blob, dtype=layout.dtype, count=layout.size)
+    return net
+
+
+def _stream_start(job_id: JobId, request: Request, owner: OwnerDep) -> StatusEvent:
+    """The job's status before the stream starts, so an unknown job gets a plain 404.
+
+    A short session of its own rather than SessionDep, which would stay open (and on SQLite
+    hold the write lock) for as long as the client listens."""
+    with request.app.state.sessions() as session:
+        return _status(get_job(session, owner, job_id))
+
+
+@router.get("/{job_id}/events", response_class=EventSourceResponse)
+async def events(
+    job_id: JobId,
+    request: Request,
+    start: Annotated[StatusEvent, Depends(_stream_start)],
+    last_event_id: Annotated[
+        int | None, Header(ge=0, description="Resume after this epoch (an event's id).")
+    ] = None,
+) -> AsyncIterable[ServerSentEvent]:
+    """Server-sent events: `status` on connect and on every change, `epochs` for each batch of
+    newly flushed epochs. Every event's id is the last epoch sent, so a reconnecting client
+    resumes where it stopped. The stream ends after the final status of a finished job."""
+    sessions = request.app.state.sessions
+    after = last_event_id or 0
+    sent = start
+    yield _event(start, after)
+    while True:
+        state, rows = await anyio.to_thread.run_sync(_poll, sessions, job_id, after)
+        if state is None:
+            return  # deleted meanwhile: a reconnecting client gets its 404
+        if rows:
+            after = rows[-1].epoch
+            yield ServerSentEvent(event="epochs", id=str(after), data=EpochsEvent(epochs=rows))
+        if len(rows) == EVENT_ROWS:
+            continue  # more rows are waiting; the status follows once they are sent
+        finished = state.status in TERMINAL_STATUSES
+        if finished or state.status != sent.status:
+            sent = state
+            yield _event(state, after)
+        if finished or await request.is_disconnected():
+            return
+        await anyio.sleep(POLL_SECONDS)
+
+
+def _poll(
+    sessions: sessionmaker[Session], job_id: uuid.UUID, after: int
+) -> tuple[StatusEvent | None, list[EpochPoint]]:
+    """The job's status, then the epoch rows after `after`, in one short session."""
+    with sessions() as s:
+        # The job row is read first: its final status is written in the same transaction as
+        # the last epochs, so a finished status read here means every epoch is visible below.
+        job = s.get(Job, job_id)
+        if job is None:
+            return None, []
+        rows = s.execute(
+            select(Epoch.epoch, Epoch.loss, Epoch.val_loss)
+            .where(Epoch.job_id == job_id, Epoch.epoch > after)
+            .order_by(Epoch.epoch)
+            .limit(EVENT_ROWS)
+        ).all()
+        return _status(job), [EpochPoint.model_validate(r._asdict()) for r in rows]
+
+
+def _status(job: Job) -> StatusEvent:
+    return StatusEvent(
+        status=job.status, epochs_done=job.epochs_done, final_loss=job.final_loss, error=job.error
+    )
+
+
+def _event(status: StatusEvent, after: int) -> ServerSentEvent:
+    return ServerSentEvent(event="status", id=str(after), data=status)

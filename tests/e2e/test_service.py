@@ -102,3 +102,25 @@ def test_several_jobs_on_one_worker(stack):
     jobs = [wait_terminal(stack.url, i) for i in ids]
     assert [j["status"] for j in jobs] == ["succeeded"] * 4
     assert len({j["final_loss"] for j in jobs}) == 4
+
+
+def test_a_batch_of_twelve_completes(stack):
+    body = {
+        "name": "e2e sweep",
+        "base": BODY | {"epochs": 30},
+        "grid": {
+            "optimizer.learning_rate": [0.05, 0.2],
+            "network.layers": [[2, 4, 2], [2, 8, 2]],
+            "seed": [1, 2, 3],
+        },
+    }
+    created = httpx.post(f"{stack.url}/v1/batches", json=body)
+    assert created.status_code == 201, created.text
+    batch = created.json()
+    assert batch["size"] == 12
+    jobs = [wait_terminal(stack.url, i) for i in batch["job_ids"]]
+    assert {j["status"] for j in jobs} == {"succeeded"}
+    summary = httpx.get(f"{stack.url}/v1/batches/{batch['id']}").json()
+    assert (summary["total"], summary["done"], summary["counts"]) == (12, 12, {"succeeded": 12})
+    losses = [row["best_loss"] for row in summary["leaderboard"]]
+    assert losses == sorted(losses)

@@ -1,0 +1,123 @@
+"""Listing jobs: filters and keyset pagination in four orders.
+
+A cursor holds the last row's sort key, so a page starts strictly after it: rows added while a
+client pages never shift or repeat what it has seen. Jobs without a final loss sort last in
+both loss orders, as their own segment after the finished ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import exists, select, tuple_
+from sqlalchemy.orm import Session
+
+from api import pagination
+from api.errors import unprocessable
+from models import Job, JobTag
+
+Order = Literal["created_at", "-created_at", "final_loss", "-final_loss"]
+
+
+def filters(
+    owner: str,
+    status: list[str] | None = None,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    batch_id: uuid.UUID | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> list[Any]:
+    """WHERE clauses; tags are `key:value` and all must hold."""
+    where = [Job.owner == owner]
+    if status:
+        where.append(Job.status.in_(status))
+    if name:
+        where.append(Job.name.startswith(name, autoescape=True))
+    for tag in tags or []:
+        key, _, value = tag.partition(":")
+        where.append(
+            exists().where(JobTag.job_id == Job.id, JobTag.key == key, JobTag.value == value)
+        )
+    if batch_id:
+        where.append(Job.batch_id == batch_id)
+    if created_after:
+        where.append(Job.created_at >= created_after)
+    if created_before:
+        where.append(Job.created_at < created_before)
+    return where
+
+
+def page(
+    session: Session, where: list[Any], order: Order, limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    """One page of jobs and the cursor of the next (None at the end)."""
+    position = pagination.decode(cursor, _position) if cursor else None
+    if position and position["order"] != order:
+        raise unprocessable(["query", "cursor"], f"this cursor pages order_by={position['order']}")
+    if order.endswith("created_at"):
+        rows = _by_created(session, where, order, limit, position)
+    else:
+        rows = _by_loss(session, where, order, limit, position)
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, pagination.encode(_key(rows[-1], order))
+
+
+def _after(desc: bool):
+    return (lambda a, b: a < b) if desc else (lambda a, b: a > b)
+
+
+def _sort(column, desc: bool):
+    return column.desc() if desc else column.asc()
+
+
+def _by_created(session, where, order, limit, position) -> list[Job]:
+    desc = order.startswith("-")
+    query = select(Job).where(*where)
+    if position:
+        key = (datetime.fromisoformat(position["value"]), uuid.UUID(position["id"]))
+        query = query.where(_after(desc)(tuple_(Job.created_at, Job.id), key))
+    query = query.order_by(_sort(Job.created_at, desc), _sort(Job.id, desc))
+    return list(session.scalars(query.limit(limit + 1)))
+
+
+def _by_loss(session, where, order, limit, position) -> list[Job]:
+    desc, after = order.startswith("-"), _after(order.startswith("-"))
+    rows: list[Job] = []
+    if position is None or position["segment"] == 0:
+        query = select(Job).where(*where, Job.final_loss.is_not(None))
+        if position:
+            key = (position["value"], uuid.UUID(position["id"]))
+            query = query.where(after(tuple_(Job.final_loss, Job.id), key))
+        query = query.order_by(_sort(Job.final_loss, desc), _sort(Job.id, desc))
+        rows = list(session.scalars(query.limit(limit + 1)))
+    if len(rows) <= limit:
+        query = select(Job).where(*where, Job.final_loss.is_(None))
+        if position and position["segment"] == 1:
+            query = query.where(after(Job.id, uuid.UUID(position["id"])))
+        query = query.order_by(_sort(Job.id, desc)).limit(limit + 1 - len(rows))
+        rows += list(session.scalars(query))
+    return rows
+
+
+def _key(job: Job, order: Order) -> dict[str, Any]:
+    if order.endswith("created_at"):
+        return {
+            "order": order,
+            "segment": 0,
+            "value": job.created_at.isoformat(),
+            "id": str(job.id),
+        }
+    segment = 0 if job.final_loss is not None else 1
+    return {"order": order, "segment": segment, "value": job.final_loss, "id": str(job.id)}
+
+
+def _position(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) != {"order", "segment", "value", "id"}:
+        raise ValueError("not a job cursor")
+    uuid.UUID(value["id"])
+    return value

@@ -1,0 +1,108 @@
+"""Batch runs: grid expansion and validation, the leaderboard, and retrying failed jobs."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import update
+
+from models import Job
+from tests.conftest import XOR_JOB
+from worker.runner import Runner
+
+BASE = XOR_JOB | {"epochs": 30, "snapshot_every": 10}
+GRID = {
+    "optimizer.learning_rate": [0.5, 2.0],
+    "network.layers": [[2, 3, 1], [2, 6, 1]],
+    "seed": [1, 2, 3],
+}
+
+
+def _create(client, grid=GRID, base=BASE, name="sweep"):
+    return client.post("/v1/batches", json={"name": name, "base": base, "grid": grid})
+
+
+def test_one_job_per_grid_point(client, counts):
+    r = _create(client)
+    assert r.status_code == 201, r.text
+    batch = r.json()
+    assert batch["size"] == len(batch["job_ids"]) == 12
+    assert r.headers["location"] == f"/v1/batches/{batch['id']}"
+    points = []
+    for job_id in batch["job_ids"]:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        assert job["batch_id"] == batch["id"]
+        assert (
+            job["spec"]["optimizer"]["learning_rate"]
+            == job["grid_point"]["optimizer.learning_rate"]
+        )
+        assert job["spec"]["network"]["layers"] == job["grid_point"]["network.layers"]
+        assert job["spec"]["seed"] == job["grid_point"]["seed"]
+        points.append(tuple(map(str, job["grid_point"].values())))
+    assert len(set(points)) == 12
+    assert counts()["datasets"] == 1
+    listed = client.get("/v1/jobs", params={"batch_id": batch["id"], "limit": 500}).json()
+    assert len(listed["items"]) == 12
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"grid": {"optimizer.lr": [0.1]}}, "'optimizer.lr' is not a field"),
+        ({"grid": {"learning_rate": [0.1]}}, "did you mean optimizer.learning_rate"),
+        ({"grid": {"seed": []}}, "at least one value"),
+        ({"grid": {"network.layers": [[2, 4, 1], [3, 4, 1]]}}, "x must have shape (n_samples, 3)"),
+        (
+            {"grid": {"optimizer.learning_rate": [0.1, -1]}},
+            "grid point {'optimizer.learning_rate': -1}",
+        ),
+        ({"grid": {"seed": list(range(40)), "epochs": list(range(1, 40))}}, "limit of 1000"),
+        ({"base": BASE | {"epochs": 0}}, "base.epochs"),
+        ({"base": {k: v for k, v in BASE.items() if k != "dataset"}}, "base.dataset"),
+        ({"grid": {"dataset": [{"builtin": "and"}]}}, "'dataset' is not a field"),
+    ],
+)
+def test_a_bad_grid_stores_nothing(client, counts, body, says):
+    before = counts()
+    r = client.post("/v1/batches", json={"name": "bad", "base": BASE, "grid": GRID} | body)
+    assert r.status_code == 422, r.text
+    assert says in r.json()["message"], r.json()["message"]
+    assert counts() == before
+
+
+def test_leaderboard_and_counts(client, sessions, settings):
+    batch = _create(client, grid={"optimizer.learning_rate": [0.1, 1.0, 4.0]}).json()
+    runner = Runner(sessions, settings)
+    for job_id in batch["job_ids"][:2]:
+        assert runner.run(uuid.UUID(job_id)) == "succeeded"
+    body = client.get(f"/v1/batches/{batch['id']}").json()
+    assert (body["total"], body["done"]) == (3, 2)
+    assert body["counts"] == {"succeeded": 2, "queued": 1}
+    board = body["leaderboard"]
+    assert [row["best_loss"] is None for row in board] == [False, False, True]
+    assert board[0]["best_loss"] <= board[1]["best_loss"]
+    assert board[0]["grid_point"] == {"optimizer.learning_rate": 1.0}  # the faster rate wins
+    assert client.get("/v1/batches").json()["items"][0]["id"] == batch["id"]
+
+
+def test_retry_requeues_only_failed_and_cancelled(client, sessions, settings):
+    batch = _create(client, grid={"seed": [1, 2, 3, 4]}).json()
+    ids = [uuid.UUID(i) for i in batch["job_ids"]]
+    assert Runner(sessions, settings).run(ids[0]) == "succeeded"
+    with sessions.begin() as s:
+        s.execute(update(Job).where(Job.id == ids[1]).values(status="failed", error="x", attempt=3))
+        s.execute(update(Job).where(Job.id == ids[2]).values(status="cancelled"))
+    r = client.post(f"/v1/batches/{batch['id']}/retry")
+    assert r.status_code == 200
+    assert sorted(r.json()["requeued"]) == sorted(map(str, ids[1:3]))
+    statuses = [client.get(f"/v1/jobs/{i}").json() for i in ids]
+    assert [j["status"] for j in statuses] == ["succeeded", "queued", "queued", "queued"]
+    assert statuses[1]["error"] is None and statuses[1]["attempt"] == 0
+    assert Runner(sessions, settings).run(ids[1]) == "succeeded"
+    assert client.post(f"/v1/batches/{batch['id']}/retry").json() == {"requeued": []}
+
+
+def test_unknown_batch(client):
+    assert client.get(f"/v1/batches/{uuid.uuid4()}").status_code == 404
+    assert client.post(f"/v1/batches/{uuid.uuid4()}/retry").status_code == 404
