@@ -31,7 +31,8 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The successful response; CliError for no answer or a 4xx/5xx one."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
@@ -40,17 +41,22 @@ class Client:
             raise CliError(f"cannot reach deltaflow at {self.url}: {exc}") from None
         if response.is_error:
             raise CliError(_error_line(response))
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.send(method, path, **kwargs)
         return response.json() if response.content else None
 
     def get(self, path: str, **params: Any) -> Any:
+        """GET with query parameters; None values are left out, lists repeat the parameter."""
         query = {k: v for k, v in params.items() if v is not None}
         return self.request("GET", path, params=query)
 
-    def pages(self, path: str, limit: int = 500) -> Iterator[dict]:
+    def pages(self, path: str, limit: int = 500, **params: Any) -> Iterator[dict]:
         """Every item of a paginated list, following `next_cursor` to the end."""
         cursor = None
         while True:
-            page = self.get(path, limit=limit, cursor=cursor)
+            page = self.get(path, limit=limit, cursor=cursor, **params)
             yield from page["items"]
             cursor = page["next_cursor"]
             if not cursor:
@@ -68,15 +74,20 @@ class Client:
     def snapshot(self, job_id: str, epoch: int | str = "latest") -> dict:
         return self.get(f"/v1/jobs/{job_id}/snapshots/{epoch}")
 
-    def resolve(self, prefix: str) -> str:
-        """A full job id from the short one `deltaflow jobs` shows (or from a full id)."""
+    def batch(self, batch_id: str) -> dict:
+        return self.get(f"/v1/batches/{batch_id}")
+
+    def resolve(self, prefix: str, kind: str = "job") -> str:
+        """A full job (or batch) id from the short one the lists show (or from a full id)."""
         if len(prefix) == UUID_LENGTH:
             return prefix
-        found = [j["id"] for j in self.pages("/v1/jobs") if j["id"].startswith(prefix.lower())]
+        plural = {"job": "jobs", "batch": "batches"}[kind]
+        ids = (item["id"] for item in self.pages(f"/v1/{plural}"))
+        found = [i for i in ids if i.startswith(prefix.lower())]
         if not found:
-            raise CliError(f"no job id starts with {prefix!r}")
+            raise CliError(f"no {kind} id starts with {prefix!r}")
         if len(found) > 1:
-            raise CliError(f"{prefix!r} matches {len(found)} jobs; give more of the id")
+            raise CliError(f"{prefix!r} matches {len(found)} {plural}; give more of the id")
         return found[0]
 
 

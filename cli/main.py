@@ -3,19 +3,24 @@ start the API, worker and reaper as processes (cli.services.Stack)."""
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
-from collections.abc import Callable
 from enum import StrEnum
 from itertools import islice
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from cli.client import Client, CliError
+from cli.common import (
+    DEFAULT_URL,
+    AsJson,
+    JobId,
+    Url,
+    app,
+    console,
+    friendly,
+    print_json,
+    read_json_object,
+)
 from cli.demo import run_demo
 from cli.local import describe_broker, describe_database, running, wait_for_exit
 from cli.progress import finish, follow
@@ -23,20 +28,7 @@ from cli.render import fmt_loss, job_table, jobs_table, sparkline
 from cli.services import Stack
 from settings import get_settings
 
-app = typer.Typer(
-    help="deltaflow: train neural networks by backpropagation, every epoch kept.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console()
-# Errors are one line: never wrapped, never read as rich markup (messages quote JSON lists).
-errors = Console(stderr=True, soft_wrap=True, highlight=False)
-
-DEFAULT_URL = "http://127.0.0.1:8000"
-Url = Annotated[
-    str, typer.Option("--url", envvar="DELTAFLOW_URL", help="The deltaflow API to talk to.")
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+__all__ = ["app"]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="Port of the API.")]
 
 
@@ -48,25 +40,11 @@ class Status(StrEnum):
     cancelled = "cancelled"
 
 
-def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Every failure the user can act on ends as one red line and a non-zero exit."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except CliError as exc:
-            errors.print(f"error: {exc}", style="red", markup=False)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            errors.print("interrupted", style="yellow")
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
+class Order(StrEnum):
+    newest = "-created_at"
+    oldest = "created_at"
+    lowest_loss = "final_loss"
+    highest_loss = "-final_loss"
 
 
 @app.callback()
@@ -136,16 +114,7 @@ def submit(
 
 
 def read_spec(source: str) -> dict:
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    except OSError as exc:
-        raise CliError(f"cannot read {source}: {exc.strerror or exc}") from None
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{source} is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise CliError(f"{source} must hold a JSON object of TrainSpec fields and a dataset")
+    body = read_json_object(source, "a JSON object of TrainSpec fields and a dataset")
     if "dataset" not in body:
         raise CliError(f'{source} has no "dataset"; add e.g. "dataset": {{"builtin": "xor"}}')
     return body
@@ -154,7 +123,7 @@ def read_spec(source: str) -> dict:
 @app.command()
 @friendly
 def watch(
-    job_id: Annotated[str, typer.Argument(help="The job's id (or its first characters).")],
+    job_id: JobId,
     url: Url = DEFAULT_URL,
     as_json: AsJson = False,
 ) -> None:
@@ -170,27 +139,44 @@ def watch(
 @friendly
 def jobs(
     limit: Annotated[int, typer.Option(min=1, help="How many jobs to list.")] = 20,
-    status: Annotated[Status | None, typer.Option(help="Only jobs in this state.")] = None,
+    status: Annotated[
+        list[Status] | None, typer.Option(help="Only jobs in this state (repeatable: any of).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Only jobs whose name starts so.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Only jobs tagged key:value (repeatable: all of).")
+    ] = None,
+    batch: Annotated[str | None, typer.Option(help="Only the jobs of this batch (id).")] = None,
+    order_by: Annotated[Order, typer.Option(help="Sort order.")] = Order.newest,
     url: Url = DEFAULT_URL,
     as_json: AsJson = False,
 ) -> None:
-    """The newest jobs, with their status, progress and loss."""
-    # The API filters by status later (DESIGN §6); until then, page through and filter here.
-    page = min(limit, 500) if status is None else 500
+    """Jobs with their status, progress and loss; filtered and sorted by the server."""
+    for t in tag or []:
+        if not t.partition(":")[0] or ":" not in t:
+            raise CliError(f"--tag {t!r} is not key:value")
     with Client(url) as client:
-        everything = client.pages("/v1/jobs", limit=page)
-        found = (j for j in everything if status is None or j["status"] == status)
+        batch_id = client.resolve(batch, "batch") if batch else None
+        found = client.pages(
+            "/v1/jobs",
+            limit=min(limit, 500),
+            status=[s.value for s in status or []] or None,
+            name=name,
+            tag=tag or None,
+            batch_id=batch_id,
+            order_by=order_by.value,
+        )
         items = list(islice(found, limit))
     if as_json:
         print_json(items)
     else:
-        console.print(jobs_table(items, console.width))
+        console.print(jobs_table(items, console.width, order_by.value))
 
 
 @app.command()
 @friendly
 def show(
-    job_id: Annotated[str, typer.Argument(help="The job's id (or its first characters).")],
+    job_id: JobId,
     url: Url = DEFAULT_URL,
     as_json: AsJson = False,
 ) -> None:
@@ -211,6 +197,9 @@ def show(
     if job["error"]:
         console.print(f"error: {job['error']}", style="red", markup=False, soft_wrap=True)
 
+
+# The history and batch commands register themselves on the same app, after the ones above.
+from cli import history, sweep  # noqa: E402, F401
 
 if __name__ == "__main__":
     app(prog_name="deltaflow")

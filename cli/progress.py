@@ -1,4 +1,5 @@
-"""Following a job until it ends: a live progress bar fed by polling GET /v1/jobs/{id}."""
+"""Following a job (GET /v1/jobs/{id}) or a batch (GET /v1/batches/{id}) until it ends, with a
+live progress bar fed by polling."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ import time
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from cli.client import TERMINAL, Client, CliError
 from cli.render import STATUS_STYLE, fmt_loss
+from cli.tables import counts_text
 
 POLL_SECONDS = 0.2
 
@@ -67,3 +75,40 @@ def finish(job: dict, console: Console, *, quiet: bool = False) -> None:
             f"job {job['id']} [green]succeeded[/] at {where}, "
             f"final loss {fmt_loss(job['final_loss'])}"
         )
+
+
+BATCH_POLL_SECONDS = 0.5
+
+
+def _batch_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} jobs"),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def follow_batch(client: Client, batch_id: str, console: Console, *, show: bool = True) -> dict:
+    """Poll the batch every BATCH_POLL_SECONDS until every job has ended; returns it. One bar
+    for the whole batch: jobs done of total, and how many are in each state."""
+    batch = client.batch(batch_id)
+    if not show:
+        while batch["done"] < batch["total"]:
+            time.sleep(BATCH_POLL_SECONDS)
+            batch = client.batch(batch_id)
+        return batch
+    with _batch_bar(console) as bar:
+        fields = {"completed": batch["done"], "total": batch["total"]}
+        task = bar.add_task(escape(batch["name"]), counts=_counts(batch), **fields)
+        while batch["done"] < batch["total"]:
+            time.sleep(BATCH_POLL_SECONDS)
+            batch = client.batch(batch_id)
+            bar.update(task, completed=batch["done"], counts=_counts(batch))
+    return batch
+
+
+def _counts(batch: dict) -> str:
+    return counts_text(batch["counts"]).markup

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from rich import box
 from rich.table import Table
@@ -17,6 +19,7 @@ STATUS_STYLE = {
     "cancelled": "yellow",
 }
 BLOCKS = "▁▂▃▄▅▆▇█"
+T = TypeVar("T")
 
 
 def status_text(status: str) -> Text:
@@ -41,17 +44,25 @@ def job_loss(job: dict) -> float | None:
     return job["final_loss"] if job["final_loss"] is not None else job["latest_loss"]
 
 
-def jobs_table(jobs: list[dict], width: int = 80) -> Table:
+ORDERS = {
+    "-created_at": "newest first",
+    "created_at": "oldest first",
+    "final_loss": "lowest final loss first",
+    "-final_loss": "highest final loss first",
+}
+
+
+def jobs_table(jobs: list[dict], width: int = 80, order: str = "-created_at") -> Table:
     """Only the name is cut to fit `width`: rich would otherwise squeeze every column."""
     table = Table(
-        title=f"{len(jobs)} job(s), newest first",
+        title=f"{len(jobs)} job(s), {ORDERS.get(order, order)}",
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
         collapse_padding=True,
     )
     table.add_column("id", style="cyan", no_wrap=True)
-    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=max(width - 52, 8))
+    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=max(width - 58, 8))
     table.add_column("status", no_wrap=True)
     table.add_column("progress", justify="right", no_wrap=True)
     table.add_column("loss", justify="right", no_wrap=True)
@@ -109,26 +120,30 @@ def job_table(job: dict) -> Table:
     return table
 
 
-def sparkline(values: list[float], width: int = 60) -> str:
-    """Log-scale unicode sparkline; each character is the mean of log10 over its bucket of
-    epochs, so a curve of any length fits `width` characters."""
-    logs = [math.log10(v) for v in values if v > 0 and math.isfinite(v)]
-    if not logs:
+def sparkline(values: list[float], width: int = 60, *, linear: bool = False) -> str:
+    """Unicode sparkline, log scale (losses) or linear (parameters, which may be negative);
+    each character is the mean over its bucket of epochs (of log10 on the log scale), so a
+    curve of any length fits `width` characters."""
+    if linear:
+        points = [v for v in values if math.isfinite(v)]
+    else:
+        points = [math.log10(v) for v in values if v > 0 and math.isfinite(v)]
+    if not points:
         return ""
-    n = min(width, len(logs))
+    n = min(width, len(points))
     means = []
     for i in range(n):
-        bucket = logs[i * len(logs) // n : (i + 1) * len(logs) // n]
+        bucket = points[i * len(points) // n : (i + 1) * len(points) // n]
         means.append(sum(bucket) / len(bucket))
     low, high = min(means), max(means)
     span = (high - low) or 1.0
     return "".join(BLOCKS[round((m - low) / span * (len(BLOCKS) - 1))] for m in means)
 
 
-def pick_epochs(epochs: list[dict], count: int = 8) -> list[dict]:
+def pick_epochs(epochs: Sequence[T], count: int = 8) -> list[T]:
     """About `count` rows evenly spread over the curve, always the first and the last."""
     if len(epochs) <= count:
-        return epochs
+        return list(epochs)
     step = (len(epochs) - 1) / (count - 1)
     return [epochs[round(i * step)] for i in range(count)]
 
