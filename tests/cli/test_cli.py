@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.render import BLOCKS
-from cli.services import Stack
+from tests.conftest import free_port
 
 XOR_SPEC = {
     "network": {"layers": [2, 4, 1]},
@@ -24,27 +23,6 @@ XOR_SPEC = {
     "dataset": {"builtin": "xor"},
 }
 runner = CliRunner()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("cli")
-    env = {
-        "DELTAFLOW_DATABASE_URL": f"sqlite:///{tmp}/db.sqlite",
-        "DELTAFLOW_FLUSH_INTERVAL": "0.2",
-    }
-    stack = Stack(port=free_port(), env=env, log_dir=tmp / "logs")
-    try:
-        stack.start()
-        yield stack.url
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")

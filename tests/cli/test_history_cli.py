@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from cli.services import Stack
 
 SPEC = {
     "name": "grid xor",
@@ -38,27 +36,6 @@ DIVERGING = {
 }
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 runner = CliRunner()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("history-cli")
-    env = {
-        "DELTAFLOW_DATABASE_URL": f"sqlite:///{tmp}/db.sqlite",
-        "DELTAFLOW_FLUSH_INTERVAL": "0.2",
-    }
-    stack = Stack(port=free_port(), env=env, log_dir=tmp / "logs")
-    try:
-        stack.start()
-        yield stack.url
-    finally:
-        stack.stop()
 
 
 def write(tmp: Path, body: dict) -> str:
