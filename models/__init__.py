@@ -11,6 +11,7 @@ from models.tables import (
     Dataset,
     Epoch,
     Job,
+    JobAttempt,
     JobTag,
     Snapshot,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Dataset",
     "Epoch",
     "Job",
+    "JobAttempt",
     "JobTag",
     "Snapshot",
     "make_engine",

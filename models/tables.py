@@ -33,7 +33,10 @@ class Dataset(Base):
     """Training data, stored once per owner and content (sha256 of shapes and bytes)."""
 
     __tablename__ = "datasets"
-    __table_args__ = (UniqueConstraint("owner", "sha256"),)
+    __table_args__ = (
+        UniqueConstraint("owner", "sha256"),
+        Index("ix_datasets_owner_created_at_id", "owner", "created_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     owner: Mapped[str] = mapped_column(String(100), default=DEFAULT_OWNER)
@@ -57,7 +60,10 @@ class Batch(Base):
     """A queued batch run: one job per point of the grid's cartesian product."""
 
     __tablename__ = "batches"
-    __table_args__ = (Index("ix_batches_owner_created_at_id", "owner", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_batches_owner_created_at_id", "owner", "created_at", "id"),
+        Index("uq_batches_owner_idempotency_key", "owner", "idempotency_key", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     owner: Mapped[str] = mapped_column(String(100), default=DEFAULT_OWNER)
@@ -65,6 +71,8 @@ class Batch(Base):
     base: Mapped[dict[str, Any]] = mapped_column(JSON)  # the job body every point starts from
     grid: Mapped[dict[str, list[Any]]] = mapped_column(JSON)  # dotted spec path → values
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_sha256: Mapped[str | None] = mapped_column(String(64))  # of the body the key made
 
 
 class Job(Base):
@@ -76,6 +84,7 @@ class Job(Base):
         Index("ix_jobs_owner_created_at_id", "owner", "created_at", "id"),
         Index("ix_jobs_owner_final_loss_id", "owner", "final_loss", "id"),
         Index("ix_jobs_status_published_at", "status", "published_at"),
+        Index("uq_jobs_owner_idempotency_key", "owner", "idempotency_key", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -102,6 +111,25 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_sha256: Mapped[str | None] = mapped_column(String(64))  # of the body the key made
+
+
+class JobAttempt(Base):
+    """One claim of a job by a worker: when, by whom, with how many BLAS threads, and how it
+    ended (succeeded, failed, cancelled, released at shutdown, lease expired, lease lost)."""
+
+    __tablename__ = "job_attempts"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    blas_threads: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    start_epoch: Mapped[int] = mapped_column(default=0)  # the checkpoint it resumed from
 
 
 class JobTag(Base):

@@ -8,7 +8,16 @@ from models import Base, make_engine
 from models.arrays import dataset_sha256, from_bytes, pack, to_bytes, unpack
 from models.migrate import downgrade, upgrade
 
-TABLES = {"datasets", "jobs", "epochs", "snapshots", "checkpoints", "batches", "job_tags"}
+TABLES = {
+    "datasets",
+    "jobs",
+    "epochs",
+    "snapshots",
+    "checkpoints",
+    "batches",
+    "job_tags",
+    "job_attempts",
+}
 
 
 def _tables(url: str) -> set[str]:
