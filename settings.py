@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     )
     blas_threads: int = Field(1, ge=1, description="BLAS threads per worker process.")
     max_grid_points: int = Field(1000, ge=1, description="Jobs one batch may create.")
+    broker_visibility_timeout: float = Field(
+        12 * 3600, gt=0, description="Seconds Redis waits for an ack before redelivering."
+    )
+    fault_hooks: bool = Field(
+        False,
+        description="Test hooks for fault injection: a job tagged deltaflow.fault=kill:<epoch> "
+        "kills its worker there; never set in production.",
+    )
+    fault_drop_publish: bool = Field(
+        False,
+        description="Test hook: the API commits jobs but does not publish them, as if it crashed "
+        "between the two; the reaper must publish them. Never set in production.",
+    )
     data_cache_mb: int = Field(
         1024, ge=0, description="MiB of decoded data sets a worker process keeps between jobs."
     )

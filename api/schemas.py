@@ -84,6 +84,27 @@ class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class AttemptOut(BaseModel):
+    """One claim of the job by a worker, and how it ended."""
+
+    attempt: int = Field(description="1, 2, … in the order workers claimed the job.")
+    worker: str
+    blas_threads: int
+    start_epoch: int = Field(description="The checkpoint it resumed from (0: a fresh start).")
+    started_at: datetime
+    ended_at: datetime | None
+    reason: str | None = Field(
+        description="succeeded, cancelled, the error, 'lease expired' (the worker stopped "
+        "renewing its lease: killed or cut off) or 'released: …' (a worker shutting down)"
+    )
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class JobDetail(JobOut):
+    attempts: list[AttemptOut]
+
+
 class EpochOut(BaseModel):
     epoch: int
     loss: float
@@ -272,3 +293,13 @@ class StatusEvent(BaseModel):
     epochs_done: int
     final_loss: float | None
     error: str | None
+
+
+# --- idempotency and cancel ---
+
+
+class Problem(BaseModel):
+    """A 4xx answer: FastAPI's `detail` and a `message` a person can read."""
+
+    detail: Any
+    message: str = Field(description="One sentence, with the field path where one applies.")

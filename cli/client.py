@@ -65,6 +65,9 @@ class Client:
     def submit(self, body: dict) -> dict:
         return self.request("POST", "/v1/jobs", json=body)
 
+    def cancel(self, job_id: str) -> dict:
+        return self.request("POST", f"/v1/jobs/{job_id}/cancel")
+
     def job(self, job_id: str) -> dict:
         return self.get(f"/v1/jobs/{job_id}")
 

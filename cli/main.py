@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.client import Client, CliError
+from cli.client import TERMINAL, Client, CliError
 from cli.common import (
     DEFAULT_URL,
     AsJson,
@@ -23,7 +23,7 @@ from cli.common import (
 )
 from cli.demo import run_demo
 from cli.local import describe_broker, describe_database, running, wait_for_exit
-from cli.progress import finish, follow
+from cli.progress import ended_cancelled, finish, follow
 from cli.render import fmt_loss, job_table, jobs_table, sparkline
 from cli.services import Stack
 from settings import get_settings
@@ -133,6 +133,31 @@ def watch(
     if as_json:
         print_json(job)
     finish(job, console, quiet=as_json)
+
+
+@app.command()
+@friendly
+def cancel(
+    job_id: JobId,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the job until it has stopped.")
+    ] = False,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel a job: a queued one at once, a running one at its next flush (its stored epochs
+    are kept). With --wait, exits 0 once the job has ended cancelled."""
+    with Client(url) as client:
+        job = client.cancel(client.resolve(job_id))
+        if not as_json:
+            cancelled = job["status"] == "cancelled"
+            print("cancelled" if cancelled else "cancel requested; the job stops at its next flush")
+        if wait and job["status"] not in TERMINAL:
+            job = follow(client, job["id"], console, show=not as_json)
+    if as_json:
+        print_json(job)
+    if wait:
+        ended_cancelled(job, console, quiet=as_json)
 
 
 @app.command()

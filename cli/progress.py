@@ -77,6 +77,17 @@ def finish(job: dict, console: Console, *, quiet: bool = False) -> None:
         )
 
 
+def ended_cancelled(job: dict, console: Console, *, quiet: bool = False) -> None:
+    """The closing line of `cancel --wait`; CliError (exit 1) when the job ended otherwise —
+    it finished or failed before its worker's next flush saw the request."""
+    where = f"epoch {job['epochs_done']}/{job['epochs_total']}"
+    if job["status"] != "cancelled":
+        error = f": {job['error']}" if job["error"] else ""
+        raise CliError(f"job {job['id']} {job['status']} at {where} before it could stop{error}")
+    if not quiet:
+        console.print(f"job {job['id']} [yellow]cancelled[/] at {where}")
+
+
 BATCH_POLL_SECONDS = 0.5
 
 

@@ -2,7 +2,7 @@
 
 JSON only, late acks, rejection on a lost worker, prefetch 1, no result backend: the job row is
 the result and the source of truth. Without DELTAFLOW_BROKER_URL the broker is embedded: kombu's
-SQLAlchemy transport on its own SQLite file, polled every 0.1 s instead of kombu's 1 s.
+SQLAlchemy transport on its own SQLite file (worker/embedded_broker.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import uuid
 from celery import Celery
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
-from kombu.transport.sqlalchemy import Transport as SqlaTransport
 
 from settings import Settings, get_settings
 
@@ -21,14 +20,7 @@ QUEUE = "deltaflow"
 EMBEDDED_SCHEME = "deltaflow-sqlite"
 
 
-class EmbeddedTransport(SqlaTransport):
-    """kombu's SQLAlchemy transport with a shorter poll. The stock transport hands every
-    transport option to create_engine, so the interval cannot be passed as an option."""
-
-    polling_interval = 0.1
-
-
-TRANSPORT_ALIASES[EMBEDDED_SCHEME] = f"{__name__}:EmbeddedTransport"
+TRANSPORT_ALIASES[EMBEDDED_SCHEME] = "worker.embedded_broker:Transport"
 
 
 def broker_url(settings: Settings) -> str:
@@ -63,9 +55,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
 def _transport_options(settings: Settings) -> dict:
     if settings.embedded_broker:
         return {"connect_args": {"timeout": 30}}
-    # A job outlives any visibility timeout we could choose; the lease, not the broker,
-    # decides who runs it, so a redelivery is harmless (DESIGN §5).
-    return {"visibility_timeout": 12 * 3600}
+    # A job may outlive any visibility timeout; the lease, not the broker, decides who runs
+    # it, so a redelivery is harmless (DESIGN §5).
+    return {"visibility_timeout": settings.broker_visibility_timeout}
 
 
 def publish(app: Celery, job_id: uuid.UUID) -> None:

@@ -1,7 +1,9 @@
-"""Per-process resources of a worker, built after the fork: engine, sessions, BLAS threads."""
+"""Per-process resources of a worker, built after the fork: engine, sessions, BLAS threads,
+and the signal that turns a shutdown into "checkpoint and release"."""
 
 from __future__ import annotations
 
+import signal
 from functools import cache
 
 from threadpoolctl import threadpool_limits
@@ -10,14 +12,24 @@ from models import make_engine, session_factory
 from settings import get_settings
 from worker.runner import Runner
 
+# The worker's main process forwards its shutdown to the pool processes with this signal
+# (Celery's prefork children see no signal of their own on a warm shutdown).
+RELEASE_SIGNAL = signal.SIGUSR2
 _blas_limit = None
 
 
 def worker_process_setup() -> None:
-    """Pin BLAS threads: results are bit-identical only for one thread count (FACTS.md)."""
+    """In each pool process: pin BLAS threads (results are bit-identical only for one thread
+    count, FACTS.md)."""
     global _blas_limit
     _blas_limit = threadpool_limits(get_settings().blas_threads, user_api="blas")
     runner()
+
+
+def catch_release_signal() -> None:
+    """Make RELEASE_SIGNAL stop the running job at its next epoch. Called as a task starts:
+    billiard replaces every signal handler of a pool process after its initializer runs."""
+    signal.signal(RELEASE_SIGNAL, lambda *_: runner().stopping.set())
 
 
 @cache

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import Job, make_engine, session_factory, utcnow
 from settings import Settings, get_settings
 from worker.celery_app import make_celery, publish
+from worker.lease import close_attempts
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +63,25 @@ def _expire(s: Session, job_id, now, max_attempts: int) -> str | None:
         .where(still_expired, Job.attempt >= max_attempts)
         .values(
             status="failed",
-            error=f"gave up after {max_attempts} attempts: the worker running it stopped "
-            "renewing its lease each time (killed, out of memory, or lost)",
+            error=f"gave up after {max_attempts} attempts: each time, the worker running it "
+            "stopped renewing its lease (killed, out of memory, or cut off)",
             finished_at=now,
             lease_owner=None,
             lease_expires_at=None,
         )
     ).rowcount
     if failed:
+        close_attempts(s, job_id, "lease expired", now)
         return "failed"
     requeued = s.execute(
         update(Job)
         .where(still_expired)
         .values(status="queued", lease_owner=None, lease_expires_at=None, published_at=None)
     ).rowcount
-    return "requeued" if requeued else None
+    if not requeued:
+        return None
+    close_attempts(s, job_id, "lease expired", now)
+    return "requeued"
 
 
 def purge_consumed(settings: Settings) -> None:

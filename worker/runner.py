@@ -2,51 +2,52 @@
 
     claim ─► restore checkpoint or initialise ─► epochs … flush … flush ─► final flush
 
-The claim is one conditional UPDATE that takes a lease and increments `attempt`, the fencing
-token. Epoch results are buffered and written in one transaction per flush interval: epoch
-rows (insert-or-ignore), due snapshots, the checkpoint and the job's progress, behind an
-UPDATE guarded by lease owner and attempt. A guard that matches no row means the lease was
-lost to another worker: the transaction is rolled back and this worker stops.
+Epoch results are buffered and written in one transaction per flush interval: epoch rows
+(insert-or-ignore), due snapshots, the checkpoint and the job's progress, behind the lease's
+fenced UPDATE (worker/lease.py). A fence that matches no row means the lease was lost: the
+transaction rolls back and this worker stops. A flush that fails because the database is
+unreachable is retried with backoff, the buffer kept, until it succeeds or the lease is gone.
+When the worker is asked to stop (`stopping`), it flushes, checkpoints and releases the job:
+queued and unpublished, so the reaper's next pass publishes it for another worker — seconds,
+not a lease timeout. (Publishing it from here would hand it back to this same worker, whose
+consumer still runs while it shuts down.)
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import or_, update
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backprop import Diverged, Trainer, TrainSpec
-from models import Checkpoint, Job, utcnow
+from models import Checkpoint, Job
 from models.bulk import dataset_arrays
 from settings import Settings
+from worker import lease as leases
 from worker.datacache import DataCache
+from worker.lease import Lease, LeaseLost
 from worker.persist import FlushBuffer, load_checkpoint
 
 log = logging.getLogger(__name__)
+RETRYABLE = (OperationalError, InterfaceError, DisconnectionError)  # the database went away
+
+
+def _fault_epoch(tags: dict[str, str]) -> int | None:
+    """The epoch a `deltaflow.fault=kill:<epoch>` tag asks the worker to die at (tests only)."""
+    kind, _, epoch = tags.get("deltaflow.fault", "").partition(":")
+    return int(epoch) if kind == "kill" and epoch.isdigit() else None
 
 
 def worker_identity() -> str:
-    """Who holds a lease: host, process and a random part (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-@dataclass(frozen=True)
-class Lease:
-    job_id: uuid.UUID
-    owner: str
-    attempt: int
-
-
-class LeaseLost(Exception):
-    """Another worker holds the job now; nothing more may be written."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Runner:
@@ -57,11 +58,20 @@ class Runner:
         self.settings = settings
         self.identity = worker_identity()
         self.datasets = DataCache(settings.data_cache_mb << 20)
+        self.stopping = threading.Event()  # set on shutdown: release the job, don't finish it
+        self._kill_at: int | None = None
 
     def run(self, job_id: uuid.UUID) -> str:
         """Train `job_id` to the end if it can be claimed; return what became of it."""
         lease = self.claim(job_id)
         return "not claimed" if lease is None else self.run_claimed(lease)
+
+    def claim(self, job_id: uuid.UUID) -> Lease | None:
+        s = self.settings
+        with self.sessions.begin() as db:
+            return leases.claim(
+                db, job_id, self.identity, s.lease_ttl, s.max_attempts, s.blas_threads
+            )
 
     def run_claimed(self, lease: Lease) -> str:
         """Train under a lease this runner took; stop quietly if it is lost."""
@@ -71,64 +81,60 @@ class Runner:
             log.warning("lease on job %s (attempt %d) was lost", lease.job_id, lease.attempt)
             return "lease lost"
 
-    def claim(self, job_id: uuid.UUID) -> Lease | None:
-        """Take the lease on a queued job, or on a running one whose lease expired."""
-        now = utcnow()
-        with self.sessions.begin() as s:
-            attempt = s.execute(
-                update(Job)
-                .where(
-                    Job.id == job_id,
-                    or_(
-                        Job.status == "queued",
-                        (Job.status == "running") & (Job.lease_expires_at < now),
-                    ),
-                )
-                .values(
-                    status="running",
-                    attempt=Job.attempt + 1,
-                    lease_owner=self.identity,
-                    lease_expires_at=now + timedelta(seconds=self.settings.lease_ttl),
-                    started_at=now,
-                )
-                .returning(Job.attempt)
-            ).scalar_one_or_none()
-        return None if attempt is None else Lease(job_id, self.identity, attempt)
-
-    def _train(self, lease: Lease) -> str:
+    def _load(self, lease: Lease):
         with self.sessions() as s:
             job = s.get_one(Job, lease.job_id)
             checkpoint = s.get(Checkpoint, lease.job_id)
-            spec_json, best = job.spec, job.best_loss
             x, y = self.datasets.get(job.dataset_id, lambda: dataset_arrays(s, job.dataset_id))
             state = load_checkpoint(checkpoint) if checkpoint else None
+            if self.settings.fault_hooks:
+                self._kill_at = _fault_epoch(job.tags)
+            return job.spec, job.best_loss, x, y, state
+
+    def _train(self, lease: Lease) -> str:
+        spec_json, best, x, y, state = self._load(lease)
+        buffer = FlushBuffer(spec_json, best)
         try:
             spec = TrainSpec.model_validate(spec_json)
             trainer = Trainer.restore(spec, x, y, state) if state else Trainer(spec, x, y)
         except (ValueError, ValidationError) as exc:
-            failed = FlushBuffer(spec_json, best)
-            self._flush(lease, failed, status="failed", error=f"bad data: {exc}")
-            return "failed"
-        buffer = FlushBuffer(spec_json, best)
+            return self._flush(lease, buffer, status="failed", error=f"bad data: {exc}")
         if state is None:
             buffer.add_snapshot(0, trainer)
         interval = self.settings.flush_interval
         next_flush = time.monotonic() + interval
         try:
             for result in trainer.epochs():
+                if result.epoch == self._kill_at:  # fault injection: die like an OOM kill
+                    os.kill(os.getpid(), signal.SIGKILL)
                 buffer.add(result, trainer)
+                if self.stopping.is_set():
+                    return self._flush(lease, buffer, trainer=trainer, status="released")
                 if time.monotonic() >= next_flush:
                     if self._flush(lease, buffer, trainer=trainer) == "cancelled":
                         return "cancelled"
                     next_flush = time.monotonic() + interval
         except Diverged as exc:
-            self._flush(lease, buffer, status="failed", error=str(exc))
-            return "failed"
+            return self._flush(lease, buffer, status="failed", error=str(exc))
         buffer.add_snapshot(trainer.epoch, trainer)  # the last epoch is always kept
-        self._flush(lease, buffer, trainer=trainer, status="succeeded")
-        return "succeeded"
+        return self._flush(lease, buffer, trainer=trainer, status="succeeded")
 
-    def _flush(
+    def _flush(self, lease: Lease, buffer: FlushBuffer, **end) -> str:
+        """Write the buffer, retrying while the database is unreachable."""
+        delay = 0.2
+        while True:
+            try:
+                outcome = self._write(lease, buffer, **end)
+            except RETRYABLE as exc:
+                log.warning("flush of job %s failed (%s); retrying in %.1f s", lease.job_id,
+                            type(exc.orig or exc).__name__, delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            buffer.clear()
+            return outcome
+
+    def _write(
         self,
         lease: Lease,
         buffer: FlushBuffer,
@@ -137,46 +143,16 @@ class Runner:
         status: str | None = None,
         error: str | None = None,
     ) -> str:
-        """Write the buffer in one transaction; finish the job when `status` is given, or when
-        a cancellation was requested. Raises LeaseLost if the guard matches no row."""
-        now = utcnow()
+        """One transaction: renew the lease (fenced), write the rows and the checkpoint, and end
+        or release the job when `status` says so or a cancellation was requested."""
         with self.sessions.begin() as s:
-            cancel_requested = self._extend_lease(s, lease, buffer, now)
+            cancel_requested = leases.renew(s, lease, self.settings.lease_ttl, buffer.progress())
             buffer.write(s, lease.job_id, trainer)
             if status is None and cancel_requested:
                 status = "cancelled"
-            if status is not None:
-                s.execute(
-                    update(Job)
-                    .where(Job.id == lease.job_id)
-                    .values(
-                        status=status,
-                        error=error,
-                        final_loss=buffer.last_loss if status == "succeeded" else None,
-                        finished_at=utcnow(),  # after the rows: the job's wall time counts them
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
-                )
-        buffer.clear()
+            if status == "released":
+                leases.release(s, lease)
+            elif status is not None:
+                final = buffer.last_loss if status == "succeeded" else None
+                leases.finish(s, lease, status, error, final)
         return status or "running"
-
-    def _extend_lease(self, s: Session, lease: Lease, buffer: FlushBuffer, now) -> bool:
-        """The fenced progress update; returns whether cancellation was requested."""
-        row = s.execute(
-            update(Job)
-            .where(
-                Job.id == lease.job_id,
-                Job.lease_owner == lease.owner,
-                Job.attempt == lease.attempt,
-                Job.status == "running",
-            )
-            .values(
-                lease_expires_at=now + timedelta(seconds=self.settings.lease_ttl),
-                **buffer.progress(),
-            )
-            .returning(Job.cancel_requested_at)
-        ).one_or_none()
-        if row is None:
-            raise LeaseLost(lease.job_id)
-        return row.cancel_requested_at is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -11,17 +13,40 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select, tuple_, update
+from sqlalchemy.orm import Session
 
 from api import batches, datasets, pagination, submission
 from api.deps import CeleryDep, OwnerDep, SessionDep, SettingsDep
-from api.schemas import BatchCreate, BatchCreated, BatchOut, BatchSummary, JobCreate, Page, Retried
+from api.schemas import (
+    BatchCreate,
+    BatchCreated,
+    BatchOut,
+    BatchSummary,
+    JobCreate,
+    Page,
+    Problem,
+    Retried,
+)
 from models import TERMINAL_STATUSES, Batch, Job
+from settings import Settings
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 BatchId = Annotated[uuid.UUID, Path(description="The batch's id.")]
 
 
-@router.post("", status_code=201, response_model=BatchCreated)
+@router.post(
+    "",
+    status_code=201,
+    response_model=BatchCreated,
+    responses={
+        200: {
+            "model": BatchCreated,
+            "description": "A repeat (same Idempotency-Key and body): the batch the first "
+            "request created, with its jobs; nothing new is stored or published.",
+        },
+        409: {"model": Problem, "description": "The Idempotency-Key came with another body."},
+    },
+)
 def create_batch(
     body: BatchCreate,
     response: Response,
@@ -29,44 +54,96 @@ def create_batch(
     celery: CeleryDep,
     owner: OwnerDep,
     settings: SettingsDep,
+    idempotency_key: submission.IdempotencyKey = None,
 ):
     """Validate every grid point against the spec and the data, store the batch and its jobs,
     then publish them."""
     base = _base(body.base)
-    size = batches.check_grid(body.grid, settings.max_grid_points)
-    points = batches.points(body.grid)
-    bodies = [batches.job_body(body.base, p) for p in points]
+    digest = None
+    if idempotency_key:
+        # The base is digested as the job body it parses to, as POST /v1/jobs does.
+        request = body.model_dump(mode="json") | {"base": base.model_dump(mode="json")}
+        digest = submission.request_digest(request)
+    batch, created = submission.create_once(
+        session,
+        Batch,
+        owner,
+        idempotency_key,
+        digest,
+        lambda: _store(session, owner, body, base, settings, idempotency_key, digest),
+    )
     with session.begin():
-        dataset, name, x, y = datasets.load(session, owner, base.dataset)
-        specs = [b.spec() for b in bodies]
-        for spec, point in zip(specs, points, strict=True):
-            batches.check_data(spec, point, x, y)
-        dataset = dataset or datasets.store(session, owner, name, x, y)
-        batch = Batch(id=uuid.uuid4(), owner=owner, name=body.name, base=body.base, grid=body.grid)
-        session.add(batch)
-        session.flush()  # the batch row exists before jobs reference it
-        jobs = [
-            submission.add_job(
-                session,
-                owner,
-                b,
-                spec,
-                dataset.id,
-                name=_job_name(b.name, point),
-                batch_id=batch.id,
-                grid_point=point,
-            )
-            for b, spec, point in zip(bodies, specs, points, strict=True)
-        ]
-    submission.publish_committed(session, celery, [j.id for j in jobs])
+        job_ids = _job_ids(session, batch)
+    if created:
+        submission.publish_committed(session, celery, job_ids, drop=settings.fault_drop_publish)
+    else:
+        response.status_code = 200
     response.headers["Location"] = f"/v1/batches/{batch.id}"
     return BatchCreated(
         id=batch.id,
         name=batch.name,
         created_at=batch.created_at,
-        size=size,
-        job_ids=[j.id for j in jobs],
+        size=math.prod(len(values) for values in batch.grid.values()),
+        job_ids=job_ids,
     )
+
+
+def _store(
+    session: Session,
+    owner: str,
+    body: BatchCreate,
+    base: JobCreate,
+    settings: Settings,
+    key: str | None,
+    digest: str | None,
+) -> Batch:
+    """Check every grid point against the spec and the data, then add the batch and its jobs
+    (and a new data set); no commit."""
+    batches.check_grid(body.grid, settings.max_grid_points)
+    points = batches.points(body.grid)
+    bodies = [batches.job_body(body.base, p) for p in points]
+    dataset, name, x, y = datasets.load(session, owner, base.dataset)
+    specs = [b.spec() for b in bodies]
+    for spec, point in zip(specs, points, strict=True):
+        batches.check_data(spec, point, x, y)
+    dataset = dataset or datasets.store(session, owner, name, x, y)
+    batch = Batch(
+        id=uuid.uuid4(),
+        owner=owner,
+        name=body.name,
+        base=body.base,
+        grid=body.grid,
+        idempotency_key=key,
+        request_sha256=digest,
+    )
+    session.add(batch)
+    session.flush()  # the batch row exists before jobs reference it
+    for b, spec, point in zip(bodies, specs, points, strict=True):
+        job_name = _job_name(b.name, point)
+        submission.add_job(
+            session, owner, b, spec, dataset.id, name=job_name, batch_id=batch.id, grid_point=point
+        )
+    return batch
+
+
+def _job_ids(session: Session, batch: Batch) -> list[uuid.UUID]:
+    """The batch's jobs in the order of its grid points, the same in the first answer and in
+    a repeat's. A job is placed by its grid_point; jobs of equal points (a value listed twice)
+    are interchangeable and keep (created_at, id) order; a job deleted since is left out."""
+    position: dict[str, int] = {}
+    for i, point in enumerate(batches.points(batch.grid)):
+        position.setdefault(_canonical(point), i)
+    rows = session.execute(
+        select(Job.id, Job.grid_point)
+        .where(Job.batch_id == batch.id)
+        .order_by(Job.created_at, Job.id)
+    ).all()
+    rows.sort(key=lambda row: position.get(_canonical(row.grid_point), len(position)))
+    return [row.id for row in rows]
+
+
+def _canonical(point: dict | None) -> str:
+    return json.dumps(point, sort_keys=True)
 
 
 def _base(raw: dict) -> JobCreate:

@@ -1,4 +1,5 @@
-"""/v1/jobs/{id}: delete a finished job, predict with its network, stream its progress (SSE)."""
+"""/v1/jobs/{id}: cancel a job, delete a finished one, predict with its network, stream its
+progress (SSE)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,23 @@ import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import OwnerDep, SessionDep, get_job
 from api.errors import unprocessable
-from api.schemas import EpochPoint, EpochsEvent, PredictIn, PredictOut, StatusEvent
+from api.schemas import (
+    EpochPoint,
+    EpochsEvent,
+    JobOut,
+    PredictIn,
+    PredictOut,
+    Problem,
+    StatusEvent,
+)
 from backprop.network import Network
 from backprop.spec import TrainSpec
-from models import TERMINAL_STATUSES, Checkpoint, Epoch, Job, JobTag, Snapshot
+from models import TERMINAL_STATUSES, Checkpoint, Epoch, Job, JobTag, Snapshot, utcnow
 from models.arrays import Layout
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -30,6 +39,45 @@ POLL_SECONDS = 0.2  # how stale an event stream may be; each poll is two indexed
 # Epoch rows per `epochs` event: a client that connects after a long job gets the history in
 # bounded pieces rather than one event of millions of rows.
 EVENT_ROWS = 1000
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=JobOut,
+    responses={409: {"model": Problem, "description": "The job has already ended."}},
+)
+def cancel_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> Job:
+    """Cancel a job. A queued one is cancelled at once; a running one is asked to stop, and its
+    worker stops at its next flush (status `cancelled`, keeping the epochs it stored). Asking
+    again keeps the first request's time."""
+    with session.begin():
+        job = get_job(session, owner, job_id)
+        if not _request_cancel(session, job_id):
+            session.refresh(job)
+            raise HTTPException(409, detail=f"job {job_id} has already ended ({job.status})")
+        session.refresh(job)
+    return job
+
+
+def _request_cancel(session: Session, job_id: uuid.UUID) -> bool:
+    """Cancel a queued job or flag a running one; False if it had ended.
+
+    Each UPDATE is guarded by the status it expects, so a job that changed since it was read
+    is handled by the other: a worker may claim a queued job meanwhile (then it is flagged),
+    and the reaper may requeue a running one whose lease expired (hence a second pass)."""
+    now = utcnow()
+    first = func.coalesce(Job.cancel_requested_at, now)
+    stop = update(Job).where(Job.id == job_id, Job.status == "queued")
+    stop = stop.values(status="cancelled", finished_at=now, cancel_requested_at=first)
+    flag = update(Job).where(Job.id == job_id, Job.status == "running")
+    flag = flag.values(cancel_requested_at=first)
+    for _ in range(2):
+        for statement in (stop, flag):
+            done = session.execute(statement.execution_options(synchronize_session=False))
+            if done.rowcount:
+                return True
+    return False
 
 
 @router.delete("/{job_id}", status_code=204)

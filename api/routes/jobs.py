@@ -8,13 +8,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import StringConstraints
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api import datasets, listing, submission
-from api.deps import CeleryDep, OwnerDep, SessionDep, get_job
+from api.deps import CeleryDep, OwnerDep, SessionDep, SettingsDep, get_job
 from api.errors import unprocessable
-from api.schemas import JobCreate, JobOut, Page
+from api.schemas import AttemptOut, JobCreate, JobDetail, JobOut, Page, Problem
 from backprop import data
-from models import JOB_STATUSES, Job
+from models import JOB_STATUSES, Job, JobAttempt
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -24,23 +26,60 @@ Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous 
 JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
 
 
-@router.post("", status_code=201, response_model=JobOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobOut,
+    responses={
+        200: {
+            "model": JobOut,
+            "description": "A repeat (same Idempotency-Key and body): the job "
+            "the first request created; nothing new is stored or published.",
+        },
+        409: {"model": Problem, "description": "The Idempotency-Key came with another body."},
+    },
+)
 def submit(
-    body: JobCreate, response: Response, session: SessionDep, celery: CeleryDep, owner: OwnerDep
+    body: JobCreate,
+    response: Response,
+    session: SessionDep,
+    celery: CeleryDep,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    idempotency_key: submission.IdempotencyKey = None,
 ) -> Job:
     """Validate the spec against its data, store the job, then publish its id to the workers."""
-    spec = body.spec()
-    with session.begin():
-        dataset, name, x, y = datasets.load(session, owner, body.dataset)
-        try:
-            data.prepare(spec, x, y)
-        except ValueError as exc:
-            raise unprocessable(["body", "dataset"], str(exc)) from None
-        dataset = dataset or datasets.store(session, owner, name, x, y)
-        job = submission.add_job(session, owner, body, spec, dataset.id)
-    submission.publish_committed(session, celery, [job.id])
+    digest = submission.request_digest(body.model_dump(mode="json")) if idempotency_key else None
+    job, created = submission.create_once(
+        session,
+        Job,
+        owner,
+        idempotency_key,
+        digest,
+        lambda: _store(session, owner, body, idempotency_key, digest),
+    )
+    if created:
+        submission.publish_committed(session, celery, [job.id], drop=settings.fault_drop_publish)
+    else:
+        response.status_code = 200
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
+
+
+def _store(
+    session: Session, owner: str, body: JobCreate, key: str | None, digest: str | None
+) -> Job:
+    """Check the spec against its data and add the job (and a new data set); no commit."""
+    spec = body.spec()
+    dataset, name, x, y = datasets.load(session, owner, body.dataset)
+    try:
+        data.prepare(spec, x, y)
+    except ValueError as exc:
+        raise unprocessable(["body", "dataset"], str(exc)) from None
+    dataset = dataset or datasets.store(session, owner, name, x, y)
+    return submission.add_job(
+        session, owner, body, spec, dataset.id, idempotency_key=key, request_sha256=digest
+    )
 
 
 @router.get("", response_model=Page[JobOut])
@@ -68,9 +107,15 @@ def list_jobs(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/{job_id}", response_model=JobOut)
-def read_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> Job:
-    return get_job(session, owner, job_id)
+@router.get("/{job_id}", response_model=JobDetail)
+def read_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> JobDetail:
+    """The job, with every attempt workers made at it: a resumed job shows why."""
+    job = get_job(session, owner, job_id)
+    attempts = session.scalars(
+        select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.attempt)
+    ).all()
+    fields = JobOut.model_validate(job).model_dump()
+    return JobDetail(**fields, attempts=[AttemptOut.model_validate(a) for a in attempts])
 
 
 def _aware(moment: datetime | None) -> datetime | None:

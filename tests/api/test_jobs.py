@@ -187,3 +187,13 @@ def test_tags_are_kept(client, sessions):
     with sessions() as s:
         rows = s.execute(select(JobTag.key, JobTag.value).order_by(JobTag.key)).all()
     assert [tuple(r) for r in rows] == [("team", "ml"), ("try", "3")]
+
+
+def test_a_job_shows_its_attempts(client, trained):
+    job = trained()
+    (attempt,) = job["attempts"]
+    assert attempt["attempt"] == 1
+    assert attempt["reason"] == "succeeded"
+    assert attempt["start_epoch"] == 0
+    assert attempt["ended_at"] >= attempt["started_at"]
+    assert attempt["blas_threads"] >= 1
