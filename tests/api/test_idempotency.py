@@ -90,11 +90,6 @@ def test_a_bad_key_is_422_naming_the_header(client, counts, path, key, says):
     assert counts()["jobs"] == 0
 
 
-@pytest.mark.skip(reason="one owner until API keys arrive; then a key must be per owner")
-def test_keys_are_per_owner():
-    pass
-
-
 def test_concurrent_requests_with_one_key_make_one_job(client, settings, counts):
     start = threading.Barrier(2)
     answers = []
