@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Training jobs for neural networks, with every epoch's loss and parameters kept.",
         lifespan=lifespan,
+        max_body_size=settings.max_request_bytes,  # 413 before the body is parsed
     )
     app.include_router(health.router)
     app.include_router(jobs.router)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
-from api import batches, datasets, pagination, submission
+from api import batches, datasets, limits, pagination, submission
 from api.deps import CeleryDep, OwnerDep, SessionDep, SettingsDep
 from api.schemas import (
     BatchCreate,
@@ -105,6 +105,7 @@ def _store(
     dataset, name, x, y = datasets.load(session, owner, base.dataset)
     specs = [b.spec() for b in bodies]
     for spec, point in zip(specs, points, strict=True):
+        limits.check(spec, x, settings, ["grid"])
         batches.check_data(spec, point, x, y)
     dataset = dataset or datasets.store(session, owner, name, x, y)
     batch = Batch(

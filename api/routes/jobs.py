@@ -11,12 +11,13 @@ from pydantic import StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import datasets, listing, submission
+from api import datasets, limits, listing, submission
 from api.deps import CeleryDep, OwnerDep, SessionDep, SettingsDep, get_job
 from api.errors import unprocessable
 from api.schemas import AttemptOut, JobCreate, JobDetail, JobOut, Page, Problem
 from backprop import data
 from models import JOB_STATUSES, Job, JobAttempt
+from settings import Settings
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -56,7 +57,7 @@ def submit(
         owner,
         idempotency_key,
         digest,
-        lambda: _store(session, owner, body, idempotency_key, digest),
+        lambda: _store(session, owner, body, settings, idempotency_key, digest),
     )
     if created:
         submission.publish_committed(session, celery, [job.id], drop=settings.fault_drop_publish)
@@ -67,11 +68,18 @@ def submit(
 
 
 def _store(
-    session: Session, owner: str, body: JobCreate, key: str | None, digest: str | None
+    session: Session,
+    owner: str,
+    body: JobCreate,
+    settings: Settings,
+    key: str | None,
+    digest: str | None,
 ) -> Job:
-    """Check the spec against its data and add the job (and a new data set); no commit."""
+    """Check the spec against the limits and its data, and add the job (and a new data set);
+    no commit."""
     spec = body.spec()
     dataset, name, x, y = datasets.load(session, owner, body.dataset)
+    limits.check(spec, x, settings, [])
     try:
         data.prepare(spec, x, y)
     except ValueError as exc:
