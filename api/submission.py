@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.schemas import JobCreate
+from api.schemas import JobCreate, Problem
 from backprop.spec import TrainSpec
 from models import Batch, Job, JobTag, utcnow
 from worker.celery_app import publish
@@ -154,3 +154,15 @@ def create_once(
 
 def _find(session: Session, model: type[Row], owner: str, key: str) -> Row | None:
     return session.scalar(select(model).where(model.owner == owner, model.idempotency_key == key))
+
+
+def idempotent_responses(model: type, what: str) -> dict[int | str, dict]:
+    """OpenAPI for the two answers an Idempotency-Key adds to a 201."""
+    return {
+        200: {
+            "model": model,
+            "description": f"A repeat (same Idempotency-Key and body): {what} the first "
+            "request created; nothing new is stored or published.",
+        },
+        409: {"model": Problem, "description": "The Idempotency-Key came with another body."},
+    }

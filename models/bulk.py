@@ -7,7 +7,7 @@ savepoint, and only if that meets an existing key, COPY into a staging table fol
 INSERT … SELECT … ON CONFLICT DO NOTHING (COPY itself cannot skip duplicates).
 
 Reading: psycopg returns bytea as hex text unless asked for binary results, which costs
-seconds on a 100 MB data set; `read_blobs` asks for binary.
+seconds on a 100 MB data set; `dataset_arrays` asks for binary.
 """
 
 from __future__ import annotations

@@ -87,3 +87,13 @@ def database_url(request) -> str:
     """Both databases deltaflow supports."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def sessions(settings):
+    """Sessions on the database of the directory's `settings` fixture."""
+    from models import make_engine, session_factory
+
+    engine = make_engine(settings.database_url)
+    yield session_factory(engine)
+    engine.dispose()

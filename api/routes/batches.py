@@ -24,7 +24,6 @@ from api.schemas import (
     BatchSummary,
     JobCreate,
     Page,
-    Problem,
     Retried,
 )
 from models import TERMINAL_STATUSES, Batch, Job
@@ -38,14 +37,7 @@ BatchId = Annotated[uuid.UUID, Path(description="The batch's id.")]
     "",
     status_code=201,
     response_model=BatchCreated,
-    responses={
-        200: {
-            "model": BatchCreated,
-            "description": "A repeat (same Idempotency-Key and body): the batch the first "
-            "request created, with its jobs; nothing new is stored or published.",
-        },
-        409: {"model": Problem, "description": "The Idempotency-Key came with another body."},
-    },
+    responses=submission.idempotent_responses(BatchCreated, "the batch, with its jobs,"),
 )
 def create_batch(
     body: BatchCreate,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from api import datasets, limits, listing, submission
 from api.deps import CeleryDep, OwnerDep, SessionDep, SettingsDep, get_job
 from api.errors import unprocessable
-from api.schemas import AttemptOut, JobCreate, JobDetail, JobOut, Page, Problem
+from api.schemas import AttemptOut, JobCreate, JobDetail, JobOut, Page
 from backprop import data
 from models import JOB_STATUSES, Job, JobAttempt
 from settings import Settings
@@ -31,14 +31,7 @@ JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
     "",
     status_code=201,
     response_model=JobOut,
-    responses={
-        200: {
-            "model": JobOut,
-            "description": "A repeat (same Idempotency-Key and body): the job "
-            "the first request created; nothing new is stored or published.",
-        },
-        409: {"model": Problem, "description": "The Idempotency-Key came with another body."},
-    },
+    responses=submission.idempotent_responses(JobOut, "the job"),
 )
 def submit(
     body: JobCreate,

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from models import Dataset, Epoch, Job, Snapshot, make_engine, session_factory
+from models import Dataset, Epoch, Job, Snapshot
 from models.migrate import upgrade
 from settings import Settings
 from tests.conftest import XOR_JOB
@@ -21,13 +21,6 @@ def settings(tmp_path) -> Settings:
     upgrade(s.database_url)
     prepare_broker(make_celery(s), s)
     return s
-
-
-@pytest.fixture
-def sessions(settings):
-    engine = make_engine(settings.database_url)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

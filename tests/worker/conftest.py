@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from api.datasets import materialise, store
 from api.schemas import JobCreate
-from models import Job, make_engine, session_factory, utcnow
+from models import Job, utcnow
 from models.migrate import upgrade
 from settings import Settings
 from tests.conftest import XOR_JOB
@@ -21,13 +21,6 @@ def settings(database_url) -> Settings:
     upgrade(database_url)
     # Flush after every epoch, so short jobs exercise many flushes.
     return Settings(database_url=database_url, flush_interval=1e-6, lease_ttl=30, max_attempts=3)
-
-
-@pytest.fixture
-def sessions(settings):
-    engine = make_engine(settings.database_url)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture
