@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +57,29 @@ class Settings(BaseSettings):
     )
     data_cache_mb: int = Field(
         1024, ge=0, description="MiB of decoded data sets a worker process keeps between jobs."
+    )
+    auth: Literal["required", "off"] = Field(
+        "off",
+        description="required: every /v1 request needs `Authorization: Bearer KEY`; off: one "
+        "local user, and `deltaflow up` listens on 127.0.0.1 only.",
+    )
+    bootstrap_key: SecretStr | None = Field(
+        None,
+        description="An admin API key accepted from start-up (stored as its sha256), so the "
+        "first keys can be created; at least 32 characters.",
+        min_length=32,
+    )
+    bootstrap_owner: str = Field(
+        "default", max_length=64, description="The owner the bootstrap key acts for."
+    )
+    docs: Literal["open", "off"] = Field(
+        "open", description="/docs, /redoc and /openapi.json: served to anyone, or not at all."
+    )
+    metrics: Literal["open", "key", "off"] = Field(
+        "open", description="/metrics: open, behind any valid API key, or not served."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one JSON object per log line, with job id and attempt."
     )
 
     @property
