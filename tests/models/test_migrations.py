@@ -9,6 +9,7 @@ from models.arrays import dataset_sha256, from_bytes, pack, to_bytes, unpack
 from models.migrate import downgrade, upgrade
 
 TABLES = {
+    "api_keys",
     "datasets",
     "jobs",
     "epochs",
