@@ -65,8 +65,8 @@ class Settings(BaseSettings):
     )
     bootstrap_key: SecretStr | None = Field(
         None,
-        description="An admin API key accepted from start-up (stored as its sha256), so the "
-        "first keys can be created; at least 32 characters.",
+        description="An admin API key accepted while this is set, so the first keys can be "
+        "created; at least 32 characters. It is never stored: unset it to retire it.",
         min_length=32,
     )
     bootstrap_owner: str = Field(

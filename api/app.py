@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 
-from api import errors
-from api.routes import batches, datasets, health, history, job_actions, jobs
+from api import auth, errors
+from api.routes import batches, datasets, health, history, job_actions, jobs, keys
+from api.schemas import Problem
 from models import make_engine, session_factory
 from settings import Settings, get_settings
 from worker.celery_app import make_celery
+
+log = logging.getLogger("deltaflow.api")
+V1_ROUTERS = (jobs, history, job_actions, datasets, batches, keys)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.sessions = session_factory(engine)
         app.state.celery = make_celery(settings)
+        _announce_auth(settings)
         yield
         engine.dispose()
 
@@ -33,13 +39,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Training jobs for neural networks, with every epoch's loss and parameters kept.",
         lifespan=lifespan,
         max_body_size=settings.max_request_bytes,  # 413 before the body is parsed
+        **_docs(settings),
     )
     app.include_router(health.router)
-    app.include_router(jobs.router)
-    app.include_router(history.router)
-    app.include_router(job_actions.router)
-    app.include_router(datasets.router)
-    app.include_router(batches.router)
+    for module in V1_ROUTERS:
+        app.include_router(module.router, **_v1_access(settings))
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_exception_handler(HTTPException, errors.http_error)
+    if settings.auth == "required":
+        app.add_middleware(auth.RequireKey)
     return app
+
+
+def _v1_access(settings: Settings) -> dict:
+    """With keys required the OpenAPI document declares the bearer scheme and the 401 answer
+    of every /v1 operation (the RequireKey middleware gives that answer)."""
+    if settings.auth == "off":
+        return {}
+    return {
+        "dependencies": [Depends(auth.bearer)],
+        "responses": {401: {"model": Problem, "description": "No valid API key."}},
+    }
+
+
+def _docs(settings: Settings) -> dict:
+    if settings.docs == "open":
+        return {}
+    return {"docs_url": None, "redoc_url": None, "openapi_url": None}
+
+
+def _announce_auth(settings: Settings) -> None:
+    if settings.auth == "off":
+        log.warning(
+            "auth is off: every request acts as the local user %r; serve on 127.0.0.1 only, or "
+            "set DELTAFLOW_AUTH=required",
+            auth.LOCAL_USER.owner,
+        )
+    elif settings.bootstrap_key is None:
+        log.info("auth is required; no DELTAFLOW_BOOTSTRAP_KEY is set, so only stored keys work")
+    else:
+        log.info("auth is required; the bootstrap key acts for %r", settings.bootstrap_owner)

@@ -1,4 +1,4 @@
-"""Request dependencies as Annotated aliases: the settings, a session, the Celery app."""
+"""Request dependencies as Annotated aliases: settings, a session, the Celery app, the caller."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from celery import Celery
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from models import DEFAULT_OWNER, Job
+from api.auth import Caller, authenticate
+from models import Job
 from settings import Settings
 
 
@@ -27,14 +28,24 @@ def _celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
-def _owner() -> str:
-    return DEFAULT_OWNER
+CallerDep = Annotated[Caller, Depends(authenticate)]
+
+
+def _owner(caller: CallerDep) -> str:
+    return caller.owner
+
+
+def _admin(caller: CallerDep) -> Caller:
+    if not caller.admin:
+        raise HTTPException(403, detail="managing API keys needs an admin key")
+    return caller
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionDep = Annotated[Session, Depends(_session)]
 CeleryDep = Annotated[Celery, Depends(_celery)]
 OwnerDep = Annotated[str, Depends(_owner)]
+AdminDep = Annotated[Caller, Depends(_admin)]
 
 
 def get_job(session: Session, owner: str, job_id: uuid.UUID) -> Job:

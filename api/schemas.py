@@ -303,3 +303,38 @@ class Problem(BaseModel):
 
     detail: Any
     message: str = Field(description="One sentence, with the field path where one applies.")
+
+
+# --- api keys ---
+
+Owner = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="A team or user name: letters, digits, '.', '_' and '-'.",
+    ),
+]
+
+
+class KeyCreate(_Request):
+    name: str = Field(min_length=1, max_length=100, description="What the key is for.")
+    owner: Owner | None = Field(None, description="Whose jobs the key acts on; default: yours.")
+    admin: bool = Field(False, description="Whether the key may create, list and revoke keys.")
+
+
+class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    owner: str
+    admin: bool
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The key itself. It is shown once and never stored.")
