@@ -18,7 +18,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-SECRETS = {"POSTGRES_PASSWORD": "pg-test-password", "REDIS_PASSWORD": "redis-test-password"}
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-test-password",
+    "REDIS_PASSWORD": "redis-test-password",
+    "DELTAFLOW_BOOTSTRAP_KEY": "bootstrap-test-key-" + "0" * 32,
+}
 LONG_RUNNING = {"postgres", "redis", "api", "worker", "reaper", "flower"}
 
 
@@ -111,6 +115,22 @@ def test_services(compose_bin: Path, env_file: Path) -> None:
     for name in ("postgres", "redis"):
         assert not services[name].get("ports"), name
     assert [p["target"] for p in services["api"]["ports"]] == [8000]
+
+
+def test_keys_and_passwords_are_required(compose_bin: Path, env_file: Path) -> None:
+    services = config(compose_bin, env_file)["services"]
+    for name in ("api", "worker", "reaper", "migrate"):
+        environment = services[name]["environment"]
+        assert environment["DELTAFLOW_AUTH"] == "required", name
+        assert SECRETS["POSTGRES_PASSWORD"] in environment["DELTAFLOW_DATABASE_URL"], name
+        assert SECRETS["REDIS_PASSWORD"] in environment["DELTAFLOW_BROKER_URL"], name
+    key = services["api"]["environment"]["DELTAFLOW_BOOTSTRAP_KEY"]
+    assert key == SECRETS["DELTAFLOW_BOOTSTRAP_KEY"]
+    assert not any(
+        "DELTAFLOW_BOOTSTRAP_KEY" in services[n]["environment"] for n in ("worker", "reaper")
+    )
+    assert "--requirepass" in services["redis"]["command"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == SECRETS["POSTGRES_PASSWORD"]
 
 
 def test_flower_only_in_the_monitoring_profile(compose_bin: Path, env_file: Path) -> None:
