@@ -84,6 +84,12 @@ def authenticate(request: Request) -> Caller:
     return request.state.caller
 
 
+async def require_key(request: Request) -> Caller:
+    """A dependency for routes outside /v1 that need a key whatever DELTAFLOW_AUTH says
+    (e.g. /metrics with DELTAFLOW_METRICS=key)."""
+    return await run_in_threadpool(_identify, request)
+
+
 def _identify(request: Request) -> Caller:
     """The caller behind the request's key; 401 with a sentence for a missing, malformed,
     unknown or revoked one."""
