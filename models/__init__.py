@@ -14,7 +14,9 @@ from models.tables import (
     Job,
     JobAttempt,
     JobTag,
+    ProcessMetrics,
     Snapshot,
+    add_counters,
 )
 
 __all__ = [
@@ -30,7 +32,9 @@ __all__ = [
     "Job",
     "JobAttempt",
     "JobTag",
+    "ProcessMetrics",
     "Snapshot",
+    "add_counters",
     "make_engine",
     "session_factory",
     "utcnow",

@@ -210,3 +210,42 @@ class ApiKey(Base):
     admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ProcessMetrics(Base):
+    """The cumulative counters of one worker or reaper process (kind "worker" | "reaper"), and
+    of processes long gone ("retired", one row the reaper folds stale rows into, so sums stay
+    monotonic and the table small). Each process rewrites its own row — workers inside the
+    flushes they already commit — and /metrics sums the rows at scrape time, so no process needs
+    to be scraped on its own. `counters` maps names to numbers, to nested maps of numbers, or
+    to histograms {"le": [bounds…], "counts": [per bucket, then +Inf], "sum": total}."""
+
+    __tablename__ = "process_metrics"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # "<host>:<pid>:<random>"
+    kind: Mapped[str] = mapped_column(String(16))
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    counters: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+def add_counters(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """`total` plus `more` (ProcessMetrics.counters), as a new dict. A histogram whose bounds
+    differ from the total's (a fleet mid-deploy across a change of buckets) is left out, as
+    buckets cannot be re-cut."""
+    out = dict(total)
+    for name, value in more.items():
+        mine = out.get(name)
+        if mine is None:
+            out[name] = value
+        elif isinstance(value, dict) and "counts" in value:
+            if mine["le"] == value["le"]:
+                counts = [a + b for a, b in zip(mine["counts"], value["counts"], strict=True)]
+                out[name] = {"le": mine["le"], "counts": counts, "sum": mine["sum"] + value["sum"]}
+        elif isinstance(value, dict):
+            out[name] = add_counters(mine, value)
+        else:
+            out[name] = mine + value
+    return out

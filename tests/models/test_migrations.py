@@ -18,6 +18,7 @@ TABLES = {
     "batches",
     "job_tags",
     "job_attempts",
+    "process_metrics",
 }
 
 
