@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 
 from api import auth, errors
-from api.routes import batches, datasets, health, history, job_actions, jobs, keys
+from api.routes import batches, dashboard, datasets, health, history, job_actions, jobs, keys
 from api.schemas import Problem
 from models import make_engine, session_factory
 from settings import Settings, get_settings
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         **_docs(settings),
     )
     app.include_router(health.router)
+    dashboard.install(app)  # `/` and `/static`: no data, so no key
     for module in V1_ROUTERS:
         app.include_router(module.router, **_v1_access(settings))
     app.add_exception_handler(RequestValidationError, errors.validation_error)

@@ -1,0 +1,129 @@
+// Batches: the list (newest first, paged) and one batch's progress and leaderboard, refreshed
+// while its jobs run.
+
+import { query, request } from "./api.js";
+import { errorBox, fmtLoss, fmtTime, h, progress, STATUSES, statusBadge } from "./format.js";
+
+const REFRESH_MS = 2000;
+
+export function batchesPage(view) {
+  const cursors = [null];
+  const body = h("tbody");
+  const pager = h("div", { class: "pager" });
+  const message = h("div");
+  view.append(
+    h("h1", {}, "Batches"),
+    message,
+    h(
+      "table",
+      { class: "batches" },
+      h("thead", {}, h("tr", {}, ["name", "grid", "created"].map((n) => h("th", {}, n)))),
+      body,
+    ),
+    pager,
+  );
+
+  async function load() {
+    let page;
+    try {
+      page = await request(`/v1/batches${query({ limit: 25, cursor: cursors[cursors.length - 1] })}`);
+    } catch (error) {
+      message.replaceChildren(errorBox(error));
+      return;
+    }
+    body.replaceChildren(
+      ...page.items.map((b) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, h("a", { href: `#/batches/${b.id}` }, b.name)),
+          h("td", { class: "mono" }, gridText(b.grid)),
+          h("td", {}, fmtTime(b.created_at)),
+        ),
+      ),
+    );
+    if (!page.items.length) {
+      body.append(h("tr", {}, h("td", { colspan: 3, class: "muted" }, "No batches yet.")));
+    }
+    const newer = h("button", { type: "button", disabled: cursors.length < 2 }, "← newer");
+    newer.addEventListener("click", () => (cursors.pop(), load()));
+    const older = h("button", { type: "button", disabled: !page.next_cursor }, "older →");
+    older.addEventListener("click", () => (cursors.push(page.next_cursor), load()));
+    pager.replaceChildren(newer, older);
+  }
+
+  load();
+}
+
+function gridText(grid) {
+  return Object.entries(grid)
+    .map(([path, values]) => `${path} ∈ {${values.map((v) => JSON.stringify(v)).join(", ")}}`)
+    .join(" × ");
+}
+
+function pointText(point) {
+  if (!point) return "–";
+  return Object.entries(point)
+    .map(([path, value]) => `${path}=${JSON.stringify(value)}`)
+    .join(", ");
+}
+
+export function batchPage(view, batchId) {
+  let timer = null;
+  let closed = false;
+  const content = h("div");
+  view.append(content);
+
+  async function load() {
+    let batch;
+    try {
+      batch = await request(`/v1/batches/${batchId}`);
+    } catch (error) {
+      content.replaceChildren(errorBox(error));
+      return;
+    }
+    if (closed) return;
+    content.replaceChildren(...render(batch));
+    if (batch.done < batch.total) timer = setTimeout(load, REFRESH_MS);
+  }
+
+  load();
+  return () => {
+    closed = true;
+    clearTimeout(timer);
+  };
+}
+
+function render(batch) {
+  const counts = STATUSES.filter((s) => batch.counts[s]).map((s) =>
+    h("span", { class: "count-chip" }, statusBadge(s), ` ${batch.counts[s]}`),
+  );
+  const rows = batch.leaderboard.map((r, i) =>
+    h(
+      "tr",
+      { dataset: { jobId: r.job_id } },
+      h("td", { class: "num" }, String(i + 1)),
+      h("td", { class: "mono" }, h("a", { href: `#/jobs/${r.job_id}` }, pointText(r.grid_point))),
+      h("td", {}, statusBadge(r.status)),
+      h("td", { class: "num" }, fmtLoss(r.best_loss)),
+      h("td", { class: "num" }, fmtLoss(r.final_loss)),
+    ),
+  );
+  return [
+    h("p", {}, h("a", { href: "#/batches" }, "← batches")),
+    h("h1", {}, batch.name),
+    h("p", { class: "muted" }, `created ${fmtTime(batch.created_at)} · grid ${gridText(batch.grid)}`),
+    h("p", {}, progress(batch.done, batch.total), " ", counts),
+    h("h2", {}, "Leaderboard"),
+    h(
+      "table",
+      { class: "leaderboard", id: "leaderboard" },
+      h(
+        "thead",
+        {},
+        h("tr", {}, ["#", "grid point", "status", "best loss", "final loss"].map((n) => h("th", {}, n))),
+      ),
+      h("tbody", {}, rows),
+    ),
+  ];
+}

@@ -1,0 +1,118 @@
+"""A real service (uvicorn, a Celery worker, the reaper) and Debian's Chromium, headless, driven
+by Playwright. Playwright never downloads a browser here: it launches /usr/bin/chromium.
+
+Without Chromium these tests skip, unless DELTAFLOW_REQUIRE_SERVICES=1 (CI), where they fail.
+Screenshots go to var/screenshots/ (kept by CI as artefacts); `make screenshots` copies the
+README's into docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cli.services import Stack
+from tests.conftest import REQUIRED, free_port
+
+CHROMIUM = Path(os.environ.get("DELTAFLOW_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+def start_stack(tmp: Path, **env: str) -> Stack:
+    env = {
+        "DELTAFLOW_DATABASE_URL": f"sqlite:///{tmp}/db.sqlite",
+        "DELTAFLOW_FLUSH_INTERVAL": "0.2",
+        **env,
+    }
+    return Stack(port=free_port(), env=env, log_dir=tmp / "logs").start()
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real service (api, worker, reaper as processes) for one test module."""
+    stack = None
+    try:
+        stack = start_stack(tmp_path_factory.mktemp("browser"))
+        yield stack.url
+    finally:
+        if stack is not None:
+            stack.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if REQUIRED:
+            pytest.fail(f"{message}; it is required (DELTAFLOW_REQUIRE_SERVICES=1)")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.call_failed = report.failed  # read by `page` to keep a screenshot of a failure
+    return report
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh page (its own storage) that fails the test on any uncaught script error, and
+    leaves a screenshot in var/screenshots/ when its test fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    if getattr(request.node, "call_failed", False):
+        shoot(page, f"failed-{request.node.name}")
+    context.close()
+    assert not errors, f"script errors on the page: {errors}"
+
+
+def shoot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def submit(url: str, body: dict, **headers: str) -> str:
+    r = httpx.post(f"{url}/v1/jobs", json=body, headers=headers, timeout=10)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def wait_for(url: str, job_id: str, done, timeout: float = 60.0, **headers: str) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers, timeout=10).json()
+        if done(job):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not get there within {timeout} s: {job}")
+
+
+def finished(job: dict) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
