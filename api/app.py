@@ -10,7 +10,9 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 
 from api import auth, errors
+from api.logs import configure as configure_logging
 from api.routes import batches, dashboard, datasets, health, history, job_actions, jobs, keys
+from api.routes.metrics import mount as mount_metrics
 from api.schemas import Problem
 from models import make_engine, session_factory
 from settings import Settings, get_settings
@@ -29,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.sessions = session_factory(engine)
         app.state.celery = make_celery(settings)
+        configure_logging(settings.log_format)  # uvicorn set its loggers up before
         _announce_auth(settings)
         yield
         engine.dispose()
@@ -42,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         **_docs(settings),
     )
     app.include_router(health.router)
+    mount_metrics(app, settings)  # GET /metrics, outside the OpenAPI document
     dashboard.install(app)  # `/` and `/static`: no data, so no key
     for module in V1_ROUTERS:
         app.include_router(module.router, **_v1_access(settings))

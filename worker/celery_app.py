@@ -10,10 +10,13 @@ from __future__ import annotations
 import uuid
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
+from celery.utils.log import get_multiprocessing_logger
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 
 from settings import Settings, get_settings
+from worker import logs
 
 TASK_TRAIN = "deltaflow.train"
 QUEUE = "deltaflow"
@@ -58,6 +61,21 @@ def _transport_options(settings: Settings) -> dict:
     # A job may outlive any visibility timeout; the lease, not the broker, decides who runs
     # it, so a redelivery is harmless (DESIGN §5).
     return {"visibility_timeout": settings.broker_visibility_timeout}
+
+
+@after_setup_logger.connect
+def _json_logs(logger, **_kwargs) -> None:
+    """DELTAFLOW_LOG_FORMAT=json: the handlers Celery just set up (inherited by its pool
+    processes) write JSON lines; so does the multiprocessing logger, for the pool's errors."""
+    if get_settings().log_format == "json":
+        logs.use_json(logger)
+        logs.use_json(get_multiprocessing_logger())
+
+
+@after_setup_task_logger.connect
+def _json_task_logs(logger, **_kwargs) -> None:
+    if get_settings().log_format == "json":
+        logs.use_json(logger)
 
 
 def publish(app: Celery, job_id: uuid.UUID) -> None:

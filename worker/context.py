@@ -1,5 +1,5 @@
 """Per-process resources of a worker, built after the fork: engine, sessions, BLAS threads,
-and the signal that turns a shutdown into "checkpoint and release"."""
+the metrics heartbeat, and the signal that turns a shutdown into "checkpoint and release"."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from models import make_engine, session_factory
 from settings import get_settings
+from worker.metrics import start_heartbeat
 from worker.runner import Runner
 
 # The worker's main process forwards its shutdown to the pool processes with this signal
@@ -22,8 +23,12 @@ def worker_process_setup() -> None:
     """In each pool process: pin BLAS threads (results are bit-identical only for one thread
     count, FACTS.md)."""
     global _blas_limit
-    _blas_limit = threadpool_limits(get_settings().blas_threads, user_api="blas")
-    runner()
+    settings = get_settings()
+    _blas_limit = threadpool_limits(settings.blas_threads, user_api="blas")
+    # Beats often enough that /metrics, counting rows seen within a lease TTL, sees it alive.
+    start_heartbeat(
+        runner().metrics, runner().sessions, settings.lease_ttl / 4, settings.flush_interval
+    )
 
 
 def catch_release_signal() -> None:

@@ -7,12 +7,14 @@ import sys
 import uuid
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from backprop import EpochResult, Trainer
 from models import Checkpoint, Epoch, Snapshot, utcnow
 from models.arrays import pack, to_bytes, unpack
 from models.bulk import insert_ignore_rows, upsert
+from worker.metrics import histogram
 
 
 def load_checkpoint(row: Checkpoint) -> dict[str, Any]:
@@ -100,6 +102,13 @@ class FlushBuffer:
         insert_ignore_rows(s, Snapshot.__table__, job_id, self.snapshots)
         if trainer is not None:
             upsert(s, Checkpoint, checkpoint_values(job_id, trainer), ("job_id",))
+
+    def metrics(self) -> dict[str, Any]:
+        """What writing this buffer adds to the worker's counters (worker/metrics.py)."""
+        if not self.epochs:
+            return {}
+        ms = np.fromiter((row[-1] for row in self.epochs), np.float64)  # duration_ms, last
+        return {"epochs_trained": len(self.epochs), "epoch_seconds": histogram(ms / 1e3)}
 
     def clear(self) -> None:
         self.epochs.clear()

@@ -4,7 +4,8 @@ Each pass, in one transaction per job: a `running` job whose lease expired goes 
 `queued` (or to `failed` once max_attempts claims were used); a `queued` job never published,
 or published longer ago than `republish_after`, is published again — the job row is the outbox,
 so a crash between commit and publish loses nothing. On the embedded broker it also deletes
-consumed messages, which kombu never does.
+consumed messages, which kombu never does. It counts what it did in its process_metrics row
+(worker/metrics.py), and folds the rows of processes gone for a day into one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import signal
 import threading
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Celery
 from sqlalchemy import or_, select, text, update
@@ -21,10 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import Job, make_engine, session_factory, utcnow
 from settings import Settings, get_settings
+from worker import logs
 from worker.celery_app import make_celery, publish
 from worker.lease import close_attempts
+from worker.metrics import Recorder, retire
 
 log = logging.getLogger(__name__)
+RETIRE_AFTER = timedelta(days=1)  # a process row unseen this long is folded into "retired"
 
 
 def reap_once(sessions: sessionmaker[Session], app: Celery, settings: Settings) -> Counter:
@@ -84,33 +88,49 @@ def _expire(s: Session, job_id, now, max_attempts: int) -> str | None:
     return "requeued"
 
 
-def purge_consumed(settings: Settings) -> None:
-    """Delete the embedded broker's consumed messages (kombu keeps them with visible = 0)."""
+def purge_consumed(settings: Settings) -> int:
+    """Delete the embedded broker's consumed messages (kombu keeps them with visible = 0);
+    returns how many."""
     if not settings.embedded_broker or not settings.broker_file.exists():
-        return
+        return 0
     engine = make_engine(f"sqlite:///{settings.broker_file}")
     try:
         with engine.begin() as conn:
-            conn.execute(text("DELETE FROM kombu_message WHERE visible = 0"))
+            return conn.execute(text("DELETE FROM kombu_message WHERE visible = 0")).rowcount
     finally:
         engine.dispose()
 
 
+def record_pass(
+    sessions: sessionmaker[Session], recorder: Recorder, done: Counter, retire_before: datetime
+) -> None:
+    """Count a pass's work in the reaper's row, and fold long-gone processes' rows, in one
+    transaction (the row's last_seen_at says the reaper is alive)."""
+    actions = {"requeued": 0, "failed": 0, "republished": 0, "purged": 0} | dict(done)
+    with recorder.lock:
+        with sessions.begin() as s:
+            totals = recorder.write(s, {"reaper_actions": actions})
+            retire(s, retire_before)
+        recorder.written(totals)
+
+
 def main() -> None:
     """Run the reaper until SIGTERM or SIGINT (`python -m worker.reaper`)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s reaper %(message)s")
     settings = get_settings()
+    logs.configure(settings.log_format, "%(asctime)s reaper %(message)s")
     sessions = session_factory(make_engine(settings.database_url))
     app = make_celery(settings)
+    recorder = Recorder("reaper")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.is_set():
         try:
             done = reap_once(sessions, app, settings)
-            purge_consumed(settings)
-            if done:
-                log.info("%s", dict(done))
+            done["purged"] += purge_consumed(settings)
+            if +done:
+                log.info("%s", dict(+done))
+            record_pass(sessions, recorder, done, utcnow() - RETIRE_AFTER)
         except Exception:
             log.exception("reaper pass failed; trying again in %.1f s", settings.reaper_interval)
         stop.wait(settings.reaper_interval)

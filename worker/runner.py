@@ -3,10 +3,11 @@
     claim ─► restore checkpoint or initialise ─► epochs … flush … flush ─► final flush
 
 Epoch results are buffered and written in one transaction per flush interval: epoch rows
-(insert-or-ignore), due snapshots, the checkpoint and the job's progress, behind the lease's
-fenced UPDATE (worker/lease.py). A fence that matches no row means the lease was lost: the
-transaction rolls back and this worker stops. A flush that fails because the database is
-unreachable is retried with backoff, the buffer kept, until it succeeds or the lease is gone.
+(insert-or-ignore), due snapshots, the checkpoint, the job's progress and this process's
+metrics row (worker/metrics.py), behind the lease's fenced UPDATE (worker/lease.py). A fence
+that matches no row means the lease was lost: the transaction rolls back and this worker stops.
+A flush that fails because the database is unreachable is retried with backoff, the buffer
+kept, until it succeeds or the lease is gone.
 When the worker is asked to stop (`stopping`), it flushes, checkpoints and releases the job:
 queued and unpublished, so the reaper's next pass publishes it for another worker — seconds,
 not a lease timeout. (Publishing it from here would hand it back to this same worker, whose
@@ -18,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -34,6 +34,8 @@ from settings import Settings
 from worker import lease as leases
 from worker.datacache import DataCache
 from worker.lease import Lease, LeaseLost
+from worker.logs import bind_attempt, job_context
+from worker.metrics import Recorder, histogram
 from worker.persist import FlushBuffer, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -46,25 +48,30 @@ def _fault_epoch(tags: dict[str, str]) -> int | None:
     return int(epoch) if kind == "kill" and epoch.isdigit() else None
 
 
-def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class Runner:
     """Runs jobs for one worker process."""
 
     def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
         self.sessions = sessions
         self.settings = settings
-        self.identity = worker_identity()
+        self.metrics = Recorder("worker")
+        self.identity = f"{self.metrics.hostname}:{self.metrics.pid}"
         self.datasets = DataCache(settings.data_cache_mb << 20)
         self.stopping = threading.Event()  # set on shutdown: release the job, don't finish it
         self._kill_at: int | None = None
 
     def run(self, job_id: uuid.UUID) -> str:
         """Train `job_id` to the end if it can be claimed; return what became of it."""
-        lease = self.claim(job_id)
-        return "not claimed" if lease is None else self.run_claimed(lease)
+        with job_context(job_id):
+            lease = self.claim(job_id)
+            if lease is None:
+                log.info("job %s: nothing to claim (taken, or ended)", job_id)
+                return "not claimed"
+            bind_attempt(lease.number)
+            log.info("job %s: attempt %d claimed", job_id, lease.number)
+            outcome = self.run_claimed(lease)
+            log.info("job %s: %s", job_id, outcome)
+            return outcome
 
     def claim(self, job_id: uuid.UUID) -> Lease | None:
         s = self.settings
@@ -123,14 +130,18 @@ class Runner:
         """Write the buffer, retrying while the database is unreachable."""
         delay = 0.2
         while True:
+            started = time.perf_counter()
             try:
                 outcome = self._write(lease, buffer, **end)
             except RETRYABLE as exc:
                 log.warning("flush of job %s failed (%s); retrying in %.1f s", lease.job_id,
                             type(exc.orig or exc).__name__, delay)  # fmt: skip
+                self.metrics.add({"flush_retries": 1})
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
+            # Known only now that it committed: the next write of the row carries it.
+            self.metrics.add({"flush_seconds": histogram([time.perf_counter() - started])})
             buffer.clear()
             return outcome
 
@@ -145,14 +156,18 @@ class Runner:
     ) -> str:
         """One transaction: renew the lease (fenced), write the rows and the checkpoint, and end
         or release the job when `status` says so or a cancellation was requested."""
-        with self.sessions.begin() as s:
-            cancel_requested = leases.renew(s, lease, self.settings.lease_ttl, buffer.progress())
-            buffer.write(s, lease.job_id, trainer)
-            if status is None and cancel_requested:
-                status = "cancelled"
-            if status == "released":
-                leases.release(s, lease)
-            elif status is not None:
-                final = buffer.last_loss if status == "succeeded" else None
-                leases.finish(s, lease, status, error, final)
+        with self.metrics.lock:  # the heartbeat thread writes the same row
+            with self.sessions.begin() as s:
+                ttl = self.settings.lease_ttl
+                cancel_requested = leases.renew(s, lease, ttl, buffer.progress())
+                buffer.write(s, lease.job_id, trainer)
+                if status is None and cancel_requested:
+                    status = "cancelled"
+                if status == "released":
+                    leases.release(s, lease)
+                elif status is not None:
+                    final = buffer.last_loss if status == "succeeded" else None
+                    leases.finish(s, lease, status, error, final)
+                totals = self.metrics.write(s, buffer.metrics())
+            self.metrics.written(totals)
         return status or "running"

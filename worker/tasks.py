@@ -7,10 +7,11 @@ import os
 import uuid
 
 from billiard import process
-from celery.signals import worker_process_init, worker_shutting_down
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_shutting_down
 
 from worker.celery_app import TASK_TRAIN, app
 from worker.context import RELEASE_SIGNAL, catch_release_signal, runner, worker_process_setup
+from worker.logs import bind_job, unbind_job
 
 
 @worker_process_init.connect
@@ -25,6 +26,19 @@ def _release_running_jobs(**_kwargs) -> None:
     for child in process.active_children():
         with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
             os.kill(child.pid, RELEASE_SIGNAL)
+
+
+@task_prerun.connect
+def _bind_job(task=None, args=(), **_kwargs) -> None:
+    """Celery's lines about the task, its "succeeded in …" too, carry the job id and attempt
+    (worker/logs.py)."""
+    if task is not None and task.name == TASK_TRAIN and args:
+        bind_job(args[0])
+
+
+@task_postrun.connect
+def _unbind_job(**_kwargs) -> None:
+    unbind_job()
 
 
 @app.task(name=TASK_TRAIN)
