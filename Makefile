@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint format demo bench clean
+.PHONY: test lint format demo up screenshots bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ format: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/deltaflow demo
+
+up: $(STAMP)
+	$(BIN)/deltaflow up
+
+# The README's dashboard pictures, taken by the browser tests (which leave all of theirs in
+# var/screenshots/).
+screenshots: $(STAMP)
+	$(BIN)/pytest -q tests/browser
+	mkdir -p docs/screenshots
+	cp var/screenshots/jobs.png var/screenshots/job.png var/screenshots/job-moons.png \
+		var/screenshots/batch.png docs/screenshots/
 
 $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'

@@ -91,10 +91,17 @@ def page(browser, request):
     assert not errors, f"script errors on the page: {errors}"
 
 
-def shoot(page, name: str) -> Path:
+def shoot(page, name: str, until: str | None = None) -> Path:
+    """var/screenshots/<name>.png: the whole page, or its top down to the element `until`."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.evaluate("document.activeElement && document.activeElement.blur()")  # no focus ring
+    clip = None
+    if until is not None:
+        box = page.locator(until).bounding_box()
+        width = page.viewport_size["width"]
+        clip = {"x": 0, "y": 0, "width": width, "height": box["y"] + box["height"] + 16}
+    page.screenshot(path=str(path), full_page=True, clip=clip)
     return path
 
 

@@ -146,7 +146,7 @@ def test_accuracy_and_validation_loss_when_present(page, url: str, jobs: dict) -
     loss = chart(page, "chart-loss")
     assert loss["labels"][1:] == ["training loss", "validation loss"]
     assert loss["data"][2] == history["columns"]["val_loss"]
-    shoot(page, "job-moons")
+    shoot(page, "job-moons", until=".grid")
 
 
 def test_trajectory_chart_shows_the_chosen_weights(page, url: str, jobs: dict) -> None:
@@ -217,7 +217,7 @@ def test_slider_changes_the_heatmap_and_npz_matches(page, url: str, jobs: dict) 
     page.keyboard.press("End")
     page.wait_for_selector("#heatmap[data-epoch='1500']")
     page.mouse.move(0, 0)
-    shoot(page, "job")
+    shoot(page, "job", until=".grid")
 
 
 def test_batch_leaderboard(page, url: str, jobs: dict) -> None:
@@ -230,7 +230,7 @@ def test_batch_leaderboard(page, url: str, jobs: dict) -> None:
     order = [rows.nth(i).get_attribute("data-job-id") for i in range(4)]
     assert order == [r["job_id"] for r in batch["leaderboard"]]
     assert "4/4" in page.inner_text("main")
-    shoot(page, "batch")
+    shoot(page, "batch", until="#leaderboard")
     rows.first.locator("a").click()
     page.wait_for_selector("#chart-loss[data-points='600']")
     assert page.url.endswith(f"#/jobs/{batch['leaderboard'][0]['job_id']}")
@@ -257,7 +257,7 @@ def test_a_running_jobs_chart_grows_without_a_reload(page, url: str, jobs: dict)
     page.wait_for_function(
         "() => [...document.querySelectorAll('#jobs-table td.spark')].every((td) => td.uplot)"
     )
-    shoot(page, "jobs")
+    shoot(page, "jobs", until=".pager")
 
     page.goto(f"{url}/#/jobs/{job_id}")
     wait_points(page, "chart-loss", "Number(el.dataset.lastX) > 0")
@@ -273,7 +273,7 @@ def test_a_running_jobs_chart_grows_without_a_reload(page, url: str, jobs: dict)
     stored = api(url, f"/v1/jobs/{job_id}/epochs?start={epochs[0]}&end={epochs[-1]}&fields=loss")
     assert [r["epoch"] for r in stored["items"]] == epochs  # streamed epochs, exactly stored
     assert [r["loss"] for r in stored["items"]] == losses
-    shoot(page, "job-running")
+    shoot(page, "job-running", until=".grid")
 
     page.click("#cancel")
     page.wait_for_selector("h1 .status-cancelled", timeout=30_000)
