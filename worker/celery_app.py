@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger
+from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_init
 from celery.utils.log import get_multiprocessing_logger
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
@@ -63,11 +63,19 @@ def _transport_options(settings: Settings) -> dict:
     return {"visibility_timeout": settings.broker_visibility_timeout}
 
 
+@celeryd_init.connect
+def _json_early_warnings(**_kwargs) -> None:
+    """The worker's first signal, sent before it checks its privileges and warns."""
+    if get_settings().log_format == "json":
+        logs.capture_early_warnings()
+
+
 @after_setup_logger.connect
 def _json_logs(logger, **_kwargs) -> None:
     """DELTAFLOW_LOG_FORMAT=json: the handlers Celery just set up (inherited by its pool
     processes) write JSON lines; so does the multiprocessing logger, for the pool's errors."""
     if get_settings().log_format == "json":
+        logs.end_early_capture()
         logs.use_json(logger)
         logs.use_json(get_multiprocessing_logger())
 

@@ -80,6 +80,25 @@ def use_json(logger: logging.Logger) -> None:
             handler.addFilter(JobFilter())
 
 
+def capture_early_warnings() -> None:
+    """Warnings issued before Celery sets up logging (running as root, …) as JSON lines too:
+    through logging, on a handler of their own until `end_early_capture`."""
+    warnings = logging.getLogger("py.warnings")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(json_formatter())
+    warnings.addHandler(handler)
+    warnings.propagate = False
+    logging.captureWarnings(True)
+
+
+def end_early_capture() -> None:
+    """Celery's handlers are set up: warnings go through them."""
+    warnings = logging.getLogger("py.warnings")
+    for handler in list(warnings.handlers):
+        warnings.removeHandler(handler)
+    warnings.propagate = True
+
+
 def configure(log_format: str, text_format: str) -> None:
     """For processes that are not Celery workers (the reaper): INFO and up to stderr."""
     handler = logging.StreamHandler(sys.stderr)

@@ -27,7 +27,7 @@ from worker.celery_app import make_celery, publish
 from worker.lease import close_attempts
 from worker.metrics import Recorder, retire
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("worker.reaper")  # not __main__ under python -m
 RETIRE_AFTER = timedelta(days=1)  # a process row unseen this long is folded into "retired"
 
 
@@ -124,6 +124,7 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    log.info("reaper %s: a pass every %.1f s", recorder.id, settings.reaper_interval)
     while not stop.is_set():
         try:
             done = reap_once(sessions, app, settings)
