@@ -18,10 +18,17 @@ class CliError(Exception):
 class Client:
     """Speaks /v1 over HTTP; raises CliError for connection failures and 4xx/5xx answers."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, key: str | None = None, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
+        self.key = key.strip() if key and key.strip() else None
+        headers = {}
+        if self.key is not None:
+            # httpx would refuse such a header with a traceback; say which input is wrong.
+            if not self.key.isascii() or not self.key.isprintable() or " " in self.key:
+                raise CliError("the API key (--key or DELTAFLOW_KEY) must be one printable word")
+            headers["Authorization"] = f"Bearer {self.key}"
         try:
-            self._http = httpx.Client(base_url=self.url, timeout=timeout)
+            self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
         except httpx.InvalidURL as exc:
             raise CliError(f"not a valid deltaflow URL: {url!r} ({exc})") from None
 
@@ -39,13 +46,28 @@ class Client:
             raise CliError(f"deltaflow at {self.url} did not answer in time") from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise CliError(f"cannot reach deltaflow at {self.url}: {exc}") from None
+        if response.status_code == 401:
+            raise CliError(self._unauthorized(response))
         if response.is_error:
             raise CliError(_error_line(response))
         return response
 
+    def _unauthorized(self, response: httpx.Response) -> str:
+        if self.key is None:
+            return f"deltaflow at {self.url} needs an API key: pass --key or set DELTAFLOW_KEY"
+        return f"deltaflow at {self.url} refused the API key: {_message(response)}"
+
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.send(method, path, **kwargs)
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise CliError(
+                f"{self.url} answered {path} with something that is not JSON; "
+                "is it a deltaflow API?"
+            ) from None
 
     def get(self, path: str, **params: Any) -> Any:
         """GET with query parameters; None values are left out, lists repeat the parameter."""
@@ -81,10 +103,10 @@ class Client:
         return self.get(f"/v1/batches/{batch_id}")
 
     def resolve(self, prefix: str, kind: str = "job") -> str:
-        """A full job (or batch) id from the short one the lists show (or from a full id)."""
+        """A full job (batch, key) id from the short one the lists show (or from a full id)."""
         if len(prefix) == UUID_LENGTH:
             return prefix
-        plural = {"job": "jobs", "batch": "batches"}[kind]
+        plural = {"job": "jobs", "batch": "batches", "key": "keys"}[kind]
         ids = (item["id"] for item in self.pages(f"/v1/{plural}"))
         found = [i for i in ids if i.startswith(prefix.lower())]
         if not found:
@@ -95,7 +117,11 @@ class Client:
 
 
 def _error_line(response: httpx.Response) -> str:
-    """The API's `message` field when it sent one, else whatever the body says."""
+    return f"HTTP {response.status_code}: {_message(response)}"
+
+
+def _message(response: httpx.Response) -> str:
+    """The API's `message` field when it sent one, else whatever the body says, on one line."""
     try:
         body = response.json()
     except ValueError:
@@ -104,5 +130,4 @@ def _error_line(response: httpx.Response) -> str:
         text = body.get("message") or body.get("detail") or response.reason_phrase
     else:
         text = response.text.strip() or response.reason_phrase
-    line = " ".join(str(text).split())
-    return f"HTTP {response.status_code}: {line}"
+    return " ".join(str(text).split())

@@ -28,6 +28,15 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 Url = Annotated[
     str, typer.Option("--url", envvar="DELTAFLOW_URL", help="The deltaflow API to talk to.")
 ]
+Key = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        envvar="DELTAFLOW_KEY",
+        show_default=False,
+        help="API key, sent as Authorization: Bearer KEY (needed when the service requires auth).",
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 JobId = Annotated[str, typer.Argument(help="The job's id (or its first characters).")]
 
@@ -49,8 +58,9 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
+def print_json(data: Any, *, compact: bool = False) -> None:
+    """Indented for people, or one line (compact) for a reader of a long-running command."""
+    print(json.dumps(data, indent=None if compact else 2), flush=True)
 
 
 def read_json_object(source: str, what: str = "a JSON object") -> dict:

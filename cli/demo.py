@@ -9,11 +9,10 @@ from datetime import datetime
 from rich.console import Console
 
 from cli.client import Client
-from cli.local import describe_database, running
+from cli.local import describe_database, load_settings, running
 from cli.progress import finish, follow
 from cli.render import epochs_table, layer_table, movement, pick_epochs
 from cli.services import Stack
-from settings import get_settings
 
 NAME = "demo: xor 2-4-1"
 
@@ -32,11 +31,15 @@ def demo_body(epochs: int) -> dict:
     }
 
 
-def run_demo(port: int, epochs: int, console: Console, *, as_json: bool = False) -> None:
-    settings = get_settings()
+def run_demo(
+    port: int, epochs: int, console: Console, *, key: str | None = None, as_json: bool = False
+) -> None:
+    settings = load_settings()
+    if key is None and settings.auth == "required" and settings.bootstrap_key is not None:
+        key = settings.bootstrap_key.get_secret_value()  # the stack is ours: use its admin key
     # The children's logs go to files so they do not tear through the progress bar.
     stack = Stack(port=port, workers=1, log_dir=settings.var_dir / "logs")
-    with running(stack, console), Client(stack.url) as client:
+    with running(stack, console), Client(stack.url, key) as client:
         job = client.submit(demo_body(epochs))
         if not as_json:
             console.print(f"submitted job {job['id']} to {stack.url}")

@@ -12,7 +12,7 @@ import numpy as np
 import typer
 
 from cli.client import Client, CliError
-from cli.common import DEFAULT_URL, AsJson, JobId, Url, app, console, friendly, print_json
+from cli.common import DEFAULT_URL, AsJson, JobId, Key, Url, app, console, friendly, print_json
 from cli.render import movement, pick_epochs, sparkline
 from cli.tables import epochs_table, trajectory_table
 
@@ -41,6 +41,7 @@ def epochs(
         int | None, typer.Option(min=1, help=f"At most N epochs (default {DEFAULT_ROWS}).")
     ] = None,
     url: Url = DEFAULT_URL,
+    key: Key = None,
     as_json: AsJson = False,
 ) -> None:
     """A job's metrics by epoch: the first --limit of a range, or an even --points sample.
@@ -49,7 +50,7 @@ def epochs(
     if points is not None and limit is not None:
         raise CliError("give --points (an even sample) or --limit (the first N), not both")
     query = {"start": start, "end": end, "fields": fields, "format": "columns", "points": points}
-    with Client(url) as client:
+    with Client(url, key) as client:
         full_id = client.resolve(job_id)
         path = f"/v1/jobs/{full_id}/epochs"
         page = fetch_columns(client, path, query, None if points else limit or DEFAULT_ROWS)
@@ -99,6 +100,7 @@ def trajectory(
         bool, typer.Option("--all", help=f"Every snapshot, not about {TRAJECTORY_ROWS}.")
     ] = False,
     url: Url = DEFAULT_URL,
+    key: Key = None,
     as_json: AsJson = False,
 ) -> None:
     """How one parameter moved: its exact value at every snapshot epoch.
@@ -111,7 +113,7 @@ def trajectory(
         query = {"param": "weight", "k": weight[0], "j": weight[1]}
     else:
         query = {"param": "bias", "k": bias}
-    with Client(url) as client:
+    with Client(url, key) as client:
         found = client.get(f"/v1/jobs/{client.resolve(job_id)}/trajectory", layer=layer, **query)
     if as_json:
         print_json(found)
@@ -144,12 +146,13 @@ def export(
         typer.Option("--output", "-o", help="The .npz file (default job-ID-epoch-K.npz here)."),
     ] = None,
     url: Url = DEFAULT_URL,
+    key: Key = None,
     as_json: AsJson = False,
 ) -> None:
     """Download a snapshot's W^l and b^l as .npz (numpy.load: keys W1, b1, W2, b2, …)."""
     if epoch != "latest" and not epoch.isdigit():
         raise CliError(f"--epoch must be a snapshot epoch (0, 1, …) or latest, not {epoch!r}")
-    with Client(url) as client:
+    with Client(url, key) as client:
         full_id = client.resolve(job_id)
         response = client.send(
             "GET", f"/v1/jobs/{full_id}/snapshots/{epoch}", params={"format": "npz"}

@@ -11,11 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from cli.client import CliError
-from cli.services import ServiceError, Stack
-from settings import Settings
+from cli.services import ServiceError, Stack, is_loopback
+from settings import Settings, get_settings
 
 POLL_SECONDS = 0.5
 
@@ -32,6 +33,32 @@ def check_port(host: str, port: int) -> None:
                 f"cannot serve on {host}:{port}: {exc.strerror or exc}; is deltaflow already up? "
                 "choose another --port"
             ) from None
+
+
+def load_settings() -> Settings:
+    """The settings, or one line naming the DELTAFLOW_* variable that is wrong."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "DELTAFLOW_" + "_".join(map(str, first["loc"])).upper()
+        raise CliError(f"{name}: {first['msg']}") from None
+
+
+def auth_line(settings: Settings, host: str) -> str:
+    """What `up` says about access; CliError for a host others can reach without auth."""
+    if settings.auth == "required":
+        line = "auth is required: every /v1 request needs an API key (Authorization: Bearer)"
+        if settings.bootstrap_key is None:
+            line += "; no DELTAFLOW_BOOTSTRAP_KEY, so only keys already stored work"
+        return line
+    if not is_loopback(host):
+        raise CliError(
+            f"--host {host} would let other machines reach deltaflow, but auth is off: set "
+            "DELTAFLOW_AUTH=required (and DELTAFLOW_BOOTSTRAP_KEY for the first admin key) "
+            "to serve others"
+        )
+    return f"auth is off: listening on {host} only; set DELTAFLOW_AUTH=required to serve others"
 
 
 def redact(url: str) -> str:

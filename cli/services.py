@@ -6,6 +6,7 @@ real subprocess configured only through DELTAFLOW_* environment variables.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -15,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
+
+STDERR_FD = 2
 
 
 class ServiceError(RuntimeError):
@@ -31,8 +34,11 @@ class Stack:
         workers: int = 1,
         env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
+        stdout_to_stderr: bool = False,
     ) -> None:
         self.host, self.port, self.workers = host, port, workers
+        # Keeps the children's banners and logs out of a stdout that carries JSON (`up --json`).
+        self.stdout_to_stderr = stdout_to_stderr
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.env.setdefault("OPENBLAS_NUM_THREADS", self.env.get("DELTAFLOW_BLAS_THREADS", "1"))
         self.log_dir = log_dir
@@ -40,7 +46,23 @@ class Stack:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def auth_required(self) -> bool:
+        """What the children will read as settings.auth (env names are case-insensitive)."""
+        auth = [v for k, v in self.env.items() if k.upper() == "DELTAFLOW_AUTH"]
+        return bool(auth) and auth[-1] == "required"
+
+    def check_exposure(self) -> None:
+        """Without auth anyone who reaches the port may read and delete every job, so an
+        unauthenticated stack only ever listens on the loopback interface."""
+        if not self.auth_required and not is_loopback(self.host):
+            raise ServiceError(
+                f"auth is off, so deltaflow will not listen on {self.host}: set "
+                "DELTAFLOW_AUTH=required to serve other machines, or use 127.0.0.1"
+            )
 
     def commands(self) -> dict[str, list[str]]:
         py = sys.executable
@@ -52,6 +74,7 @@ class Stack:
         return cmds
 
     def start(self, wait: float = 60.0) -> Stack:
+        self.check_exposure()
         subprocess.run(
             [sys.executable, "-m", "worker.bootstrap"], env=self.env, check=True, timeout=120
         )
@@ -61,7 +84,7 @@ class Stack:
         return self
 
     def start_process(self, name: str, argv: list[str]) -> subprocess.Popen:
-        out = None
+        out = STDERR_FD if self.stdout_to_stderr else None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 — kept by the child
@@ -103,6 +126,16 @@ class Stack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def is_loopback(host: str) -> bool:
+    """True for the names and addresses only this machine can reach (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def worker_command(name: str, concurrency: int = 1) -> list[str]:

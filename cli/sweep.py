@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.client import Client, CliError
-from cli.common import DEFAULT_URL, AsJson, Url, app, console, friendly, print_json
+from cli.common import DEFAULT_URL, AsJson, Key, Url, app, console, friendly, print_json
 from cli.common import read_json_object as read_json
 from cli.progress import follow_batch
 from cli.tables import batches_table, counts_text, leaderboard_table
@@ -66,13 +66,14 @@ def sweep(
         bool, typer.Option("--no-watch", help="Submit and return; do not wait for the jobs.")
     ] = False,
     url: Url = DEFAULT_URL,
+    key: Key = None,
     as_json: AsJson = False,
 ) -> None:
     """Run one job per point of a grid (a batch); follow it, then rank the jobs by loss.
 
     Exits 1 if any job failed or was cancelled."""
     body = batch_body(spec, name)
-    with Client(url) as client:
+    with Client(url, key) as client:
         created = client.request("POST", "/v1/batches", json=body)
         if no_watch and as_json:
             print_json(created)
@@ -96,9 +97,11 @@ def show_batch(batch: dict, as_json: bool) -> None:
 
 @app.command()
 @friendly
-def batch(batch_id: BatchId, url: Url = DEFAULT_URL, as_json: AsJson = False) -> None:
+def batch(
+    batch_id: BatchId, url: Url = DEFAULT_URL, key: Key = None, as_json: AsJson = False
+) -> None:
     """One batch: its jobs ranked by best loss, and how many are in each state."""
-    with Client(url) as client:
+    with Client(url, key) as client:
         found = client.batch(client.resolve(batch_id, "batch"))
     show_batch(found, as_json)
 
@@ -108,10 +111,11 @@ def batch(batch_id: BatchId, url: Url = DEFAULT_URL, as_json: AsJson = False) ->
 def batches(
     limit: Annotated[int, typer.Option(min=1, help="How many batches to list.")] = 20,
     url: Url = DEFAULT_URL,
+    key: Key = None,
     as_json: AsJson = False,
 ) -> None:
     """The newest batches: name, number of jobs and the grid's axes."""
-    with Client(url) as client:
+    with Client(url, key) as client:
         items = list(islice(client.pages("/v1/batches", limit=min(limit, 500)), limit))
     if as_json:
         print_json(items)

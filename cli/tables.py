@@ -122,3 +122,29 @@ def trajectory_table(name: str, rows: list[tuple[int, float]]) -> Table:
     for epoch, value in rows:
         table.add_row(str(epoch), f"{value:+.6f}")
     return table
+
+
+def keys_table(keys: list[dict]) -> Table:
+    """API keys: never the key itself (the server has only its hash), but its first characters;
+    revoked keys dimmed."""
+    table = _compact(f"{len(keys)} API key(s)")
+    table.add_column("id", style="cyan", no_wrap=True)
+    table.add_column("name", overflow="ellipsis", max_width=30)
+    table.add_column("owner", overflow="ellipsis", max_width=20)
+    table.add_column("admin", no_wrap=True)
+    table.add_column("prefix", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("revoked", no_wrap=True)
+    for key in keys:
+        revoked = key["revoked_at"] is not None
+        table.add_row(
+            str(key["id"])[:8],
+            Text(key["name"]),
+            Text(key["owner"]),
+            Text("admin", style="bold") if key["admin"] else "",
+            Text(f"{key['prefix']}…"),
+            fmt_time(key["created_at"], seconds=False),
+            Text(fmt_time(key["revoked_at"], seconds=False), style="red" if revoked else ""),
+            style="dim" if revoked else None,
+        )
+    return table

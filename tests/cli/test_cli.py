@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from cli.render import BLOCKS
+from cli.plot import HEIGHT, MAX_WIDTH
 from tests.conftest import free_port
 
 XOR_SPEC = {
@@ -59,14 +59,35 @@ def test_jobs_filters_by_status(url: str, job_id: str) -> None:
     assert job_id[:8] in table.stdout
 
 
-def test_show_prints_name_and_sparkline(url: str, job_id: str) -> None:
+def test_show_prints_name_and_a_narrow_loss_plot(url: str, job_id: str) -> None:
     result = runner.invoke(app, ["show", job_id[:8], "--url", url])
     assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
     assert "cli xor" in result.stdout
-    spark = max(result.stdout.splitlines(), key=lambda line: sum(c in BLOCKS for c in line))
-    assert sum(c in BLOCKS for c in spark) == 60
-    # The XOR loss falls, so the curve starts high and ends at the lowest block.
-    assert spark.strip().split()[1][-1] == BLOCKS[0]
+    caption = lines.index("loss by epoch, log scale: ━━ loss")
+    plot = lines[caption + 1 : caption + 1 + HEIGHT]
+    assert all(len(line) <= MAX_WIDTH for line in plot)
+    top = next(i for i, line in enumerate(plot) if "┌" in line)
+    bottom = next(i for i, line in enumerate(plot) if "└" in line)
+    assert bottom - top > 5, "\n".join(plot)
+    # The XOR loss falls: the curve's first column of dots is higher than its last.
+    left, right = plot[top].index("┌"), plot[top].index("┐")
+    canvas = [line[left + 1 : right] for line in plot[top + 1 : bottom]]
+    rows_with = [[row for row, text in enumerate(canvas) if text[col].strip()] for col in (0, -1)]
+    assert rows_with[0] and rows_with[1], "\n".join(plot)
+    assert min(rows_with[0]) < max(rows_with[1])
+    assert "after epoch 500" in result.stdout
+
+
+def test_show_json_and_no_plot_draw_nothing(url: str, job_id: str) -> None:
+    as_json = runner.invoke(app, ["show", job_id, "--json", "--url", url])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["id"] == job_id
+    plain = runner.invoke(app, ["show", job_id, "--no-plot", "--url", url])
+    assert plain.exit_code == 0, plain.output
+    for result in (as_json, plain):
+        assert not any("\u2800" <= c <= "\u28ff" for c in result.stdout)  # braille dots
+        assert "log scale" not in result.stdout
 
 
 def test_watch_of_a_finished_job(url: str, job_id: str) -> None:

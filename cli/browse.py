@@ -1,0 +1,113 @@
+"""Looking at jobs: `jobs` (a coloured table, filtered and sorted by the server) and `show`
+(one job with a small plot of its loss). Registered on cli.main's typer app."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from itertools import islice
+from typing import Annotated
+
+import typer
+
+from cli.client import Client, CliError
+from cli.common import DEFAULT_URL, AsJson, JobId, Key, Url, app, console, friendly, print_json
+from cli.plot import loss_plot
+from cli.render import fmt_loss, job_table, jobs_table
+
+PLOT_POINTS = 200
+
+
+class Status(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Order(StrEnum):
+    newest = "-created_at"
+    oldest = "created_at"
+    lowest_loss = "final_loss"
+    highest_loss = "-final_loss"
+
+
+@app.command()
+@friendly
+def jobs(
+    limit: Annotated[int, typer.Option(min=1, help="How many jobs to list.")] = 20,
+    status: Annotated[
+        list[Status] | None, typer.Option(help="Only jobs in this state (repeatable: any of).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Only jobs whose name starts so.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Only jobs tagged key:value (repeatable: all of).")
+    ] = None,
+    batch: Annotated[str | None, typer.Option(help="Only the jobs of this batch (id).")] = None,
+    order_by: Annotated[Order, typer.Option(help="Sort order.")] = Order.newest,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    as_json: AsJson = False,
+) -> None:
+    """Jobs with their status, progress and loss; filtered and sorted by the server."""
+    for t in tag or []:
+        if not t.partition(":")[0] or ":" not in t:
+            raise CliError(f"--tag {t!r} is not key:value")
+    with Client(url, key) as client:
+        batch_id = client.resolve(batch, "batch") if batch else None
+        found = client.pages(
+            "/v1/jobs",
+            limit=min(limit, 500),
+            status=[s.value for s in status or []] or None,
+            name=name,
+            tag=tag or None,
+            batch_id=batch_id,
+            order_by=order_by.value,
+        )
+        items = list(islice(found, limit))
+    if as_json:
+        print_json(items)
+    else:
+        console.print(jobs_table(items, console.width, order_by.value))
+
+
+@app.command()
+@friendly
+def show(
+    job_id: JobId,
+    plot: Annotated[
+        bool, typer.Option("--plot/--no-plot", help="Draw the loss by epoch in the terminal.")
+    ] = True,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    as_json: AsJson = False,
+) -> None:
+    """One job: its fields, a small plot of its loss by epoch, and its error if it failed."""
+    with Client(url, key) as client:
+        job = client.job(client.resolve(job_id))
+        if as_json:
+            print_json(job)
+            return
+        # An even sample keeps the plot's cost flat however long the job ran.
+        path = f"/v1/jobs/{job['id']}/epochs"
+        query = {"fields": "loss,val_loss", "format": "columns", "points": PLOT_POINTS}
+        columns = client.get(path, **query)["columns"]
+    console.print(job_table(job))
+    print_losses(columns, plot)
+    if job["error"]:
+        console.print(f"error: {job['error']}", style="red", markup=False, soft_wrap=True)
+
+
+def print_losses(columns: dict[str, list], plot: bool) -> None:
+    epochs, losses = columns["epoch"], columns["loss"]
+    if not epochs:
+        console.print("no epochs stored yet")
+        return
+    console.print(
+        f"loss {fmt_loss(losses[0])} after epoch {epochs[0]}, "
+        f"{fmt_loss(losses[-1])} after epoch {epochs[-1]}",
+        highlight=False,
+    )
+    drawn = loss_plot(columns, console.width) if plot else None
+    if drawn is not None:
+        console.print(drawn, soft_wrap=True)

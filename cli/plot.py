@@ -1,0 +1,100 @@
+"""A small terminal plot of a job's loss by epoch (plotext), for `deltaflow show`.
+
+The loss is drawn as log10 on a linear axis with our own tick labels: losses span decades, and
+plotext's log axis labels its ticks with long fixed-point numbers (0.00000013).
+"""
+
+from __future__ import annotations
+
+import math
+
+import plotext
+from rich.text import Text
+
+MAX_WIDTH = 72
+HEIGHT = 12
+# The `simple` theme's first two signal colours, so the caption's keys match the lines.
+SERIES_STYLES = ("color(10)", "color(12)")
+
+
+def loss_plot(columns: dict[str, list], width: int) -> Text | None:
+    """The plot of `loss` (and `val_loss` when recorded) against `epoch`, at most MAX_WIDTH
+    columns wide, with a caption naming the lines; None with fewer than two plottable points."""
+    series = _series(columns)
+    if not series:
+        return None
+    figure = plotext.figure
+    figure.clear()
+    figure.theme("simple")  # no background colour: it reads on dark and light terminals
+    figure.plot_size(min(width, MAX_WIDTH), HEIGHT)
+    for epochs, logs in series.values():
+        signal = figure.signal(epochs, logs, marker="braille")
+        signal.lines()
+        figure.draw(signal)
+    lows, highs = zip(*((min(v), max(v)) for _, v in series.values()), strict=True)
+    positions, labels = log_ticks(min(lows), max(highs))
+    figure.ruler("y").ticks(positions, labels)
+    first = min(e[0] for e, _ in series.values())
+    last = max(e[-1] for e, _ in series.values())
+    figure.ruler("x").ticks(*epoch_ticks(first, last))
+    plot = Text.from_ansi(figure.build().string())
+    return Text("\n").join([_caption(list(series)), plot])
+
+
+def _series(columns: dict[str, list]) -> dict[str, tuple[list[int], list[float]]]:
+    """{name: (epochs, log10 values)} for the fields with at least two positive finite values."""
+    found = {}
+    for name in ("loss", "val_loss"):
+        points = [
+            (e, math.log10(v))
+            for e, v in zip(columns["epoch"], columns.get(name) or [], strict=False)
+            if v is not None and v > 0 and math.isfinite(v)
+        ]
+        if len(points) >= 2:
+            epochs, logs = zip(*points, strict=True)
+            found[name] = (list(epochs), list(logs))
+    return found
+
+
+def log_ticks(low: float, high: float, most: int = 5) -> tuple[list[float], list[str]]:
+    """Tick positions (log10 units) and labels (1e-3, 2e-3, 5e-3, …) inside [low, high]:
+    every decade, thinned to at most `most`; 1-2-5 steps when the range spans under two."""
+    decades = range(math.floor(low), math.ceil(high) + 1)
+    mantissas = (1, 2, 5) if high - low < 2 else (1,)
+    ticks = [
+        (k + math.log10(m), f"{m}e{k}")
+        for k in decades
+        for m in mantissas
+        if low <= k + math.log10(m) <= high
+    ]
+    if len(ticks) > most:
+        ticks = ticks[:: math.ceil(len(ticks) / most)]
+    if not ticks:  # a range inside one 1-2-5 step: label its two ends
+        ticks = [(low, f"{10**low:.2g}"), (high, f"{10**high:.2g}")]
+    positions, labels = zip(*ticks, strict=True)
+    return list(positions), list(labels)
+
+
+def epoch_ticks(first: int, last: int, most: int = 5) -> tuple[list[int], list[str]]:
+    """The first and last epoch, and round ones (1, 2 or 5 × 10^k apart) between them that
+    keep clear of both ends."""
+    span = last - first
+    if span < 1:
+        return [first], [str(first)]
+    raw = span / (most - 1)
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    inner = range(math.ceil(first / step) * step, last + 1, step)
+    clear = [p for p in inner if min(p - first, last - p) >= span / 8]
+    positions = [first, *clear, last]
+    return positions, [str(p) for p in positions]
+
+
+def _caption(names: list[str]) -> Text:
+    caption = Text("loss by epoch, log scale: ")
+    for i, (name, style) in enumerate(zip(names, SERIES_STYLES, strict=False)):
+        if i:
+            caption.append("  ")
+        caption.append("━━ ", style=style)
+        caption.append(name)
+    return caption
