@@ -30,6 +30,13 @@ MOONS = {
     "validation_split": 0.2,
     "dataset": {"builtin": "moons", "n": 400, "noise": 0.2},
 }
+DIVERGING = {
+    "name": "diverging",
+    "network": {"layers": [1, 8, 1], "activation": "relu", "output_activation": "identity"},
+    "optimizer": {"learning_rate": 50.0},
+    "epochs": 200,
+    "dataset": {"builtin": "sine"},
+}
 LONG = XOR | {"name": "xor long", "epochs": 1_000_000, "snapshot_every": 10_000}
 BATCH = {
     "name": "xor rates",
@@ -41,8 +48,11 @@ BLUE = (37, 99, 235)  # the first series' colour (charts.js PALETTE[0])
 
 @pytest.fixture(scope="module")
 def jobs(url: str) -> dict[str, str]:
-    """Finished jobs: the seed's XOR, moons with validation and accuracy, a batch of four."""
+    """Finished jobs: the seed's XOR, moons with validation and accuracy, one that fails, and
+    a batch of four."""
     ids = {"xor": submit(url, XOR), "moons": submit(url, MOONS)}
+    ids["failed"] = submit(url, DIVERGING)
+    assert wait_for(url, ids["failed"], finished)["status"] == "failed"
     r = httpx.post(f"{url}/v1/batches", json=BATCH, timeout=10)
     assert r.status_code == 201, r.text
     ids["batch"] = r.json()["id"]
@@ -104,9 +114,33 @@ def test_jobs_table_filters_and_sparklines(page, url: str, jobs: dict) -> None:
     assert "name=moo" in page.url  # the filter is in the address, to be shared
     page.fill("input[name=name]", "")
     page.check("input[name=status][value=failed]")
-    page.wait_for_selector("text=No jobs match.")
+    page.wait_for_selector(f'tr[data-job-id="{jobs["xor"]}"]', state="detached")
+    rows = page.locator("#jobs-table tbody tr")
+    assert rows.count() == 1 and rows.get_attribute("data-job-id") == jobs["failed"]
+    assert rows.locator(".status").inner_text() == "failed"
+    page.check("input[name=status][value=cancelled]")  # any of the two
     page.uncheck("input[name=status][value=failed]")
-    page.wait_for_selector(f'tr[data-job-id="{jobs["xor"]}"]')
+    page.wait_for_selector("text=No jobs match.")
+
+
+def test_jobs_pages(page, url: str, jobs: dict) -> None:
+    """Pages follow the API's next_cursor; "newer" goes back the way it came."""
+    everything = [job["id"] for job in api(url, "/v1/jobs?limit=500")["items"]]
+    assert len(everything) == 7
+    page.goto(f"{url}/#/jobs?limit=3")
+    shown = []
+    for number in (1, 2, 3):
+        page.wait_for_selector(f".pager >> text=page {number}")
+        ids = page.locator("#jobs-table tbody tr").evaluate_all(
+            "rows => rows.map((r) => r.dataset.jobId)"
+        )
+        shown.append(ids)
+        if number < 3:
+            page.click("text=older →")
+    assert shown == [everything[0:3], everything[3:6], everything[6:7]]
+    assert page.is_disabled("text=older →")
+    page.click("text=← newer")
+    page.wait_for_selector(f'tr[data-job-id="{everything[3]}"]')
 
 
 def test_loss_and_gradient_charts_hold_the_history(page, url: str, jobs: dict) -> None:
@@ -131,6 +165,7 @@ def test_loss_and_gradient_charts_hold_the_history(page, url: str, jobs: dict) -
     assert grads["data"][4] == [row[1] for row in history["grad_norm_biases"]]
     assert page.is_hidden("#chart-accuracy")  # mse on XOR has no accuracy
 
+    assert page.is_hidden("#job-error")
     facts = page.inner_text("#job-facts")
     assert "1500/1500" in facts and "succeeded" in page.inner_text("h1")
     assert '"learning_rate": 2' in page.inner_text("#job-spec")
@@ -147,6 +182,16 @@ def test_accuracy_and_validation_loss_when_present(page, url: str, jobs: dict) -
     assert loss["labels"][1:] == ["training loss", "validation loss"]
     assert loss["data"][2] == history["columns"]["val_loss"]
     shoot(page, "job-moons", until=".grid")
+
+
+def test_a_failed_job_shows_its_error(page, url: str, jobs: dict) -> None:
+    job = api(url, f"/v1/jobs/{jobs['failed']}")
+    page.goto(f"{url}/#/jobs/{job['id']}")
+    page.wait_for_selector("h1 .status-failed")
+    assert page.inner_text("#job-error") == job["error"]
+    assert "diverged" in job["error"]
+    wait_points(page, "chart-loss", f"el.dataset.points === '{job['epochs_done']}'")
+    assert page.is_hidden("#cancel")
 
 
 def test_trajectory_chart_shows_the_chosen_weights(page, url: str, jobs: dict) -> None:

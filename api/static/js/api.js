@@ -81,7 +81,8 @@ export async function download(path, filename) {
 // ends the stream; `signal` aborts it.
 export async function stream(path, { lastEventId, onEvent, signal }) {
   const extra = { Accept: "text/event-stream" };
-  if (lastEventId !== undefined && lastEventId !== null) extra["Last-Event-ID"] = String(lastEventId);
+  if (lastEventId !== undefined && lastEventId !== null)
+    extra["Last-Event-ID"] = String(lastEventId);
   const response = await fetch(path, { headers: headers(extra), signal });
   if (!response.ok) throw await failure(response);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -6,7 +6,8 @@ import { getKey, setKey } from "./api.js";
 import { batchPage, batchesPage } from "./batches.js";
 import { h } from "./format.js";
 import { jobPage } from "./job.js";
-import { jobsPage, newJobPage } from "./jobs.js";
+import { jobsPage } from "./jobs.js";
+import { newJobPage } from "./newjob.js";
 
 const ROUTES = [
   [/^#\/jobs\/([0-9a-f-]{36})$/, jobPage, "jobs"],
@@ -46,7 +47,9 @@ function keyForm() {
   };
   window.addEventListener("deltaflow:unauthorized", (event) => {
     form.hidden = false;
-    message.textContent = getKey() ? `this key was refused: ${event.detail}` : "this server needs a key";
+    message.textContent = getKey()
+      ? `this key was refused: ${event.detail}`
+      : "this server needs a key";
     input.focus();
   });
   form.addEventListener("submit", (event) => {

@@ -17,7 +17,15 @@ export function batchesPage(view) {
     h(
       "table",
       { class: "batches" },
-      h("thead", {}, h("tr", {}, ["name", "grid", "created"].map((n) => h("th", {}, n)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["name", "grid", "created"].map((n) => h("th", {}, n)),
+        ),
+      ),
       body,
     ),
     pager,
@@ -26,7 +34,9 @@ export function batchesPage(view) {
   async function load() {
     let page;
     try {
-      page = await request(`/v1/batches${query({ limit: 25, cursor: cursors[cursors.length - 1] })}`);
+      page = await request(
+        `/v1/batches${query({ limit: 25, cursor: cursors[cursors.length - 1] })}`,
+      );
     } catch (error) {
       message.replaceChildren(errorBox(error));
       return;
@@ -112,7 +122,11 @@ function render(batch) {
   return [
     h("p", {}, h("a", { href: "#/batches" }, "← batches")),
     h("h1", {}, batch.name),
-    h("p", { class: "muted" }, `created ${fmtTime(batch.created_at)} · grid ${gridText(batch.grid)}`),
+    h(
+      "p",
+      { class: "muted" },
+      `created ${fmtTime(batch.created_at)} · grid ${gridText(batch.grid)}`,
+    ),
     h("p", {}, progress(batch.done, batch.total), " ", counts),
     h("h2", {}, "Leaderboard"),
     h(
@@ -121,7 +135,11 @@ function render(batch) {
       h(
         "thead",
         {},
-        h("tr", {}, ["#", "grid point", "status", "best loss", "final loss"].map((n) => h("th", {}, n))),
+        h(
+          "tr",
+          {},
+          ["#", "grid point", "status", "best loss", "final loss"].map((n) => h("th", {}, n)),
+        ),
       ),
       h("tbody", {}, rows),
     ),

@@ -6,8 +6,16 @@
 import { fmtValue, h } from "./format.js";
 
 export const PALETTE = [
-  "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#65a30d",
-  "#4f46e5", "#b45309",
+  "#2563eb",
+  "#dc2626",
+  "#16a34a",
+  "#9333ea",
+  "#ea580c",
+  "#0891b2",
+  "#be185d",
+  "#65a30d",
+  "#4f46e5",
+  "#b45309",
 ];
 
 const positive = (column) => column.map((v) => (v === null || !(v > 0) ? null : v));

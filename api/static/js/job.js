@@ -69,8 +69,10 @@ function layout(view, job) {
   page.setJob = (fresh) => {
     page.job = fresh;
     head.update(fresh);
-    if (fresh.attempts !== attempts) {
-      attempts = fresh.attempts; // events carry none: only a read of the job changes them
+    // Redrawn only when they change (events carry none), so a selection in the spec stays.
+    const seen = JSON.stringify(fresh.attempts);
+    if (seen !== attempts) {
+      attempts = seen;
       details.replaceChildren(...specAndAttempts(fresh));
     }
   };
@@ -110,7 +112,11 @@ function onEvent(page, event) {
   if (event.event === "epochs") {
     page.metrics.append(event.data.epochs);
     const last = event.data.epochs[event.data.epochs.length - 1];
-    page.setJob({ ...page.job, epochs_done: Math.max(page.job.epochs_done, last.epoch), latest_loss: last.loss });
+    page.setJob({
+      ...page.job,
+      epochs_done: Math.max(page.job.epochs_done, last.epoch),
+      latest_loss: last.loss,
+    });
   } else if (event.event === "status") {
     const changed = event.data.status !== page.job.status;
     page.setJob({ ...page.job, ...event.data });
@@ -131,20 +137,32 @@ function header(page) {
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
     try {
-      page.setJob({ ...page.job, ...(await request(`/v1/jobs/${page.job.id}/cancel`, { method: "POST" })) });
+      page.setJob({
+        ...page.job,
+        ...(await request(`/v1/jobs/${page.job.id}/cancel`, { method: "POST" })),
+      });
     } catch (err) {
       error.hidden = false;
       error.textContent = err.message;
     }
   });
-  const node = h("div", { class: "job-head" }, h("h1", {}, title, " ", badge, " ", cancel), ident, facts, error);
+  const node = h(
+    "div",
+    { class: "job-head" },
+    h("h1", {}, title, " ", badge, " ", cancel),
+    ident,
+    facts,
+    error,
+  );
   const update = (job) => {
     title.textContent = job.name;
     badge.replaceChildren(statusBadge(job.status));
     cancel.hidden = TERMINAL.has(job.status);
     cancel.disabled = Boolean(job.cancel_requested_at);
     cancel.textContent = job.cancel_requested_at ? "cancel requested" : "cancel";
-    const tags = Object.entries(job.tags || {}).map(([k, v]) => h("span", { class: "chip" }, `${k}: ${v}`));
+    const tags = Object.entries(job.tags || {}).map(([k, v]) =>
+      h("span", { class: "chip" }, `${k}: ${v}`),
+    );
     ident.replaceChildren(job.id, " ", ...tags);
     facts.replaceChildren(
       ...factList(job).map(([name, value]) => h("div", {}, h("dt", {}, name), h("dd", {}, value))),
@@ -194,10 +212,31 @@ function specAndAttempts(job) {
       h(
         "table",
         { class: "attempts" },
-        h("thead", {}, h("tr", {}, ["#", "worker", "from epoch", "started", "ended", "how it ended"].map((n) => h("th", {}, n)))),
-        h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No worker has claimed it yet."))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["#", "worker", "from epoch", "started", "ended", "how it ended"].map((n) =>
+              h("th", {}, n),
+            ),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          rows.length
+            ? rows
+            : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No worker has claimed it yet.")),
+        ),
       ),
     ),
-    h("section", { class: "card" }, h("h2", {}, "Spec"), h("pre", { class: "spec", id: "job-spec" }, JSON.stringify(job.spec, null, 2))),
+    h(
+      "section",
+      { class: "card" },
+      h("h2", {}, "Spec"),
+      h("pre", { class: "spec", id: "job-spec" }, JSON.stringify(job.spec, null, 2)),
+    ),
   ];
 }

@@ -1,5 +1,4 @@
-// The jobs page (a filtered, paged table with loss sparklines, refreshed while jobs run) and
-// the new-job form.
+// The jobs page: a filtered, paged table with loss sparklines, refreshed while jobs run.
 
 import { query, request } from "./api.js";
 import { sparkline } from "./charts.js";
@@ -18,7 +17,11 @@ import {
 
 const PAGE = 25;
 const REFRESH_MS = 2000;
-const ORDERS = { "-created_at": "newest first", created_at: "oldest first", final_loss: "lowest final loss" };
+const ORDERS = {
+  "-created_at": "newest first",
+  created_at: "oldest first",
+  final_loss: "lowest final loss",
+};
 
 export function jobsPage(view, search) {
   const params = new URLSearchParams(search || "");
@@ -26,56 +29,95 @@ export function jobsPage(view, search) {
     status: params.getAll("status"),
     name: params.get("name") || "",
     order: params.get("order_by") || "-created_at",
+    limit: Math.min(500, Math.max(1, Number(params.get("limit")) || PAGE)),
     cursors: [null], // the cursor of each page seen so far, for "newer"
     timer: null,
   };
   const sparks = new Map(); // job id → {done, columns}: redrawn only when epochs_done moves
+  let rows = new Map(); // job id → its row, updated in place so a click is never lost
+  let closed = false;
   const body = h("tbody");
-  const pager = h("div", { class: "pager" });
+  const pages = pager(state, () => reload());
   const message = h("div");
   view.append(
     h("h1", {}, "Jobs"),
     filters(state, () => reload(true)),
     message,
     h("table", { class: "jobs", id: "jobs-table" }, head(), body),
-    pager,
+    pages.node,
   );
 
   async function reload(fromStart = false) {
     clearTimeout(state.timer);
     if (fromStart) state.cursors = [null];
     remember(state);
+    const { status, name, order, limit } = state;
     const cursor = state.cursors[state.cursors.length - 1];
     let page;
     try {
-      page = await request(
-        `/v1/jobs${query({ status: state.status, name: state.name, order_by: state.order, limit: PAGE, cursor })}`,
-      );
+      page = await request(`/v1/jobs${query({ status, name, order_by: order, limit, cursor })}`);
     } catch (error) {
       message.replaceChildren(errorBox(error));
       return;
     }
+    if (closed) return;
     message.replaceChildren();
-    for (const cell of body.querySelectorAll(".spark")) if (cell.uplot) cell.uplot.destroy();
-    body.replaceChildren(...page.items.map((job) => row(job, sparks)));
-    if (!page.items.length) body.append(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No jobs match.")));
-    pager.replaceChildren(...pagerButtons(state, page.next_cursor, reload));
+    rows = show(body, page.items, rows, sparks);
+    pages.update(page.next_cursor);
     if (page.items.some((job) => !TERMINAL.has(job.status))) {
       state.timer = setTimeout(reload, REFRESH_MS);
     }
   }
 
   reload();
-  return () => clearTimeout(state.timer);
+  return () => {
+    closed = true;
+    clearTimeout(state.timer);
+  };
+}
+
+// The page's rows: existing ones updated, new ones made, the others dropped; the table is
+// only reordered when the order changed.
+function show(body, jobs, rows, sparks) {
+  const kept = new Map();
+  for (const job of jobs) {
+    const row = rows.get(job.id) || makeRow(job.id);
+    row.update(job, sparks);
+    kept.set(job.id, row);
+  }
+  for (const [id, row] of rows) if (!kept.has(id)) row.drop();
+  const order = [...kept.values()].map((row) => row.tr);
+  const same =
+    order.length === body.children.length && order.every((tr, i) => body.children[i] === tr);
+  if (!same) body.replaceChildren(...order);
+  if (!jobs.length)
+    body.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No jobs match.")));
+  return kept;
 }
 
 // The filters stay in the address (#/jobs?status=…&name=…) so a filtered view can be shared.
 function remember(state) {
-  const q = query({ status: state.status, name: state.name, order_by: state.order === "-created_at" ? "" : state.order });
+  const q = query({
+    status: state.status,
+    name: state.name,
+    order_by: state.order === "-created_at" ? "" : state.order,
+    limit: state.limit === PAGE ? "" : state.limit,
+  });
   history.replaceState(null, "", `#/jobs${q}`);
 }
 
+// Every change reads all the controls, so a box ticked while a name is still being typed
+// filters by both.
 function filters(state, apply) {
+  let typing = null;
+  const changed = () => {
+    clearTimeout(typing);
+    const form = new FormData(node);
+    state.status = form.getAll("status");
+    state.name = String(form.get("name")).trim();
+    state.order = String(form.get("order_by"));
+    apply();
+  };
   const boxes = STATUSES.map((status) =>
     h(
       "label",
@@ -85,61 +127,82 @@ function filters(state, apply) {
         name: "status",
         value: status,
         checked: state.status.includes(status),
-        onchange: (event) => {
-          const on = event.target.checked;
-          state.status = on ? [...state.status, status] : state.status.filter((s) => s !== status);
-          apply();
-        },
+        onchange: changed,
       }),
       status,
     ),
   );
-  let typing = null;
   const name = h("input", {
     type: "search",
     name: "name",
     placeholder: "name starts with…",
     value: state.name,
-    oninput: (event) => {
+    oninput: () => {
       clearTimeout(typing);
-      typing = setTimeout(() => {
-        state.name = event.target.value.trim();
-        apply();
-      }, 300);
+      typing = setTimeout(changed, 300);
     },
   });
   const order = h(
     "select",
-    { name: "order_by", onchange: (event) => ((state.order = event.target.value), apply()) },
-    Object.entries(ORDERS).map(([value, text]) => h("option", { value, selected: value === state.order }, text)),
+    { name: "order_by", onchange: changed },
+    Object.entries(ORDERS).map(([value, text]) =>
+      h("option", { value, selected: value === state.order }, text),
+    ),
   );
-  return h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, boxes, name, order);
+  const node = h("form", { class: "filters", onsubmit: (e) => (e.preventDefault(), changed()) });
+  node.append(...boxes, name, order);
+  return node;
 }
 
 function head() {
-  const names = ["name", "status", "progress", "final loss", "best loss", "loss", "created", "duration"];
-  return h("thead", {}, h("tr", {}, names.map((n) => h("th", {}, n))));
-}
-
-function row(job, sparks) {
-  const cell = h("td", { class: "spark" });
-  drawSpark(cell, job, sparks);
+  const names = [
+    "name",
+    "status",
+    "progress",
+    "final loss",
+    "best loss",
+    "loss",
+    "created",
+    "duration",
+  ];
   return h(
-    "tr",
-    { dataset: { jobId: job.id, status: job.status } },
-    h("td", {}, h("a", { href: `#/jobs/${job.id}` }, job.name)),
-    h("td", {}, statusBadge(job.status)),
-    h("td", {}, progress(job.epochs_done, job.epochs_total)),
-    h("td", { class: "num" }, fmtLoss(job.final_loss)),
-    h("td", { class: "num" }, fmtLoss(job.best_loss)),
-    cell,
-    h("td", {}, fmtTime(job.created_at)),
-    h("td", { class: "num" }, fmtDuration(jobDuration(job))),
+    "thead",
+    {},
+    h(
+      "tr",
+      {},
+      names.map((n) => h("th", {}, n)),
+    ),
   );
 }
 
+function makeRow(jobId) {
+  const cells = Array.from({ length: 8 }, () => h("td"));
+  const link = h("a", { href: `#/jobs/${jobId}` });
+  cells[0].append(link);
+  for (const i of [3, 4, 7]) cells[i].className = "num";
+  cells[5].className = "spark";
+  const tr = h("tr", { dataset: { jobId } }, cells);
+  let drawn = null; // epochs_done of the sparkline shown
+  const update = (job, sparks) => {
+    tr.dataset.status = job.status;
+    link.textContent = job.name;
+    cells[1].replaceChildren(statusBadge(job.status));
+    cells[2].replaceChildren(progress(job.epochs_done, job.epochs_total));
+    cells[3].textContent = fmtLoss(job.final_loss);
+    cells[4].textContent = fmtLoss(job.best_loss);
+    cells[6].textContent = fmtTime(job.created_at);
+    cells[7].textContent = fmtDuration(jobDuration(job));
+    if (job.epochs_done && job.epochs_done !== drawn) {
+      drawn = job.epochs_done;
+      drawSpark(cells[5], job, sparks);
+    }
+  };
+  const drop = () => cells[5].uplot && cells[5].uplot.destroy();
+  return { tr, update, drop };
+}
+
 async function drawSpark(cell, job, sparks) {
-  if (!job.epochs_done) return;
   let cached = sparks.get(job.id);
   if (!cached || cached.done !== job.epochs_done) {
     try {
@@ -150,54 +213,30 @@ async function drawSpark(cell, job, sparks) {
       return; // a deleted job or a lost key: the row shows no sparkline
     }
   }
+  if (cell.uplot) cell.uplot.destroy();
+  cell.replaceChildren();
   sparkline(cell, cached.columns.epoch, cached.columns.loss);
 }
 
-function pagerButtons(state, next, reload) {
-  const newer = h("button", { type: "button", disabled: state.cursors.length < 2 }, "← newer");
+// "newer" walks back the cursors seen; "older" follows the API's next_cursor.
+function pager(state, reload) {
+  let next = null;
+  const newer = h("button", { type: "button" }, "← newer");
+  const older = h("button", { type: "button" }, "older →");
+  const label = h("span", { class: "muted" });
   newer.addEventListener("click", () => {
     state.cursors.pop();
     reload();
   });
-  const older = h("button", { type: "button", disabled: !next }, "older →");
   older.addEventListener("click", () => {
     state.cursors.push(next);
     reload();
   });
-  return [newer, h("span", { class: "muted" }, `page ${state.cursors.length}`), older];
-}
-
-const EXAMPLE = {
-  name: "xor",
-  network: { layers: [2, 4, 1] },
-  optimizer: { learning_rate: 2.0 },
-  epochs: 3000,
-  snapshot_every: 100,
-  dataset: { builtin: "xor" },
-};
-
-export function newJobPage(view) {
-  const text = h("textarea", { id: "spec", rows: 16, spellcheck: "false" }, JSON.stringify(EXAMPLE, null, 2));
-  const message = h("div");
-  const submit = async (event) => {
-    event.preventDefault();
-    let body;
-    try {
-      body = JSON.parse(text.value);
-    } catch (error) {
-      message.replaceChildren(errorBox(new Error(`not JSON: ${error.message}`)));
-      return;
-    }
-    try {
-      const job = await request("/v1/jobs", { method: "POST", body });
-      location.hash = `#/jobs/${job.id}`;
-    } catch (error) {
-      message.replaceChildren(errorBox(error));
-    }
+  const update = (cursor) => {
+    next = cursor;
+    newer.disabled = state.cursors.length < 2;
+    older.disabled = !next;
+    label.textContent = `page ${state.cursors.length}`;
   };
-  view.append(
-    h("h1", {}, "New job"),
-    h("p", { class: "muted" }, "A job body as for POST /v1/jobs: the seed's XOR example to start from."),
-    h("form", { class: "new-job", onsubmit: submit }, text, h("button", { type: "submit" }, "Submit"), message),
-  );
+  return { node: h("div", { class: "pager" }, newer, label, older), update };
 }

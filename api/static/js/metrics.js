@@ -17,7 +17,11 @@ const hasValues = (column) => column.some((v) => v !== null);
 function section(id, title, ...extra) {
   const chart = h("div", { class: "chart", id });
   const tools = h("div", { class: "tools" });
-  return { node: h("section", { class: "card" }, h("h2", {}, title, tools), ...extra, chart), chart, tools };
+  return {
+    node: h("section", { class: "card" }, h("h2", {}, title, tools), ...extra, chart),
+    chart,
+    tools,
+  };
 }
 
 export function metricCharts(job) {
@@ -80,7 +84,9 @@ export function metricCharts(job) {
   function update(body) {
     const cols = body.columns;
     const d = body.downsampled;
-    note.textContent = d ? `${d.points} of ${d.of} epochs shown (first, last, lowest and highest loss kept); drag to zoom, double-click to reset` : "drag to zoom, double-click to reset";
+    note.textContent = d
+      ? `${d.points} of ${d.of} epochs shown (first, last, lowest and highest loss kept); drag to zoom, double-click to reset`
+      : "drag to zoom, double-click to reset";
     show("loss", loss, lossColumns(cols), { yLabel: "loss", log: true, toggle: true });
     show("grads", grads, gradColumns(cols), { yLabel: "norm", log: true, toggle: true });
     accuracy.node.hidden = !hasValues(cols.accuracy);

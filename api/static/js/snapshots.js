@@ -27,9 +27,18 @@ export function snapshots(job) {
   const layer = h(
     "select",
     { id: "heatmap-layer", name: "layer" },
-    Array.from({ length: L }, (_, i) => h("option", { value: i + 1 }, `W${sup(i + 1)}, b${sup(i + 1)}`)),
+    Array.from({ length: L }, (_, i) =>
+      h("option", { value: i + 1 }, `W${sup(i + 1)}, b${sup(i + 1)}`),
+    ),
   );
-  const slider = h("input", { type: "range", id: "snapshot-slider", min: 0, max: 0, value: 0, step: 1 });
+  const slider = h("input", {
+    type: "range",
+    id: "snapshot-slider",
+    min: 0,
+    max: 0,
+    value: 0,
+    step: 1,
+  });
   const label = h("output", { id: "snapshot-epoch" }, "–");
   const save = h("button", { type: "button", id: "download-npz" }, "download npz");
   const message = h("div");
@@ -37,7 +46,13 @@ export function snapshots(job) {
     "section",
     { class: "card" },
     h("h2", {}, "Parameters at a snapshot"),
-    h("div", { class: "picker" }, h("label", {}, "layer ", layer), h("label", { class: "grow" }, "epoch ", slider, " ", label), save),
+    h(
+      "div",
+      { class: "picker" },
+      h("label", {}, "layer ", layer),
+      h("label", { class: "grow" }, "epoch ", slider, " ", label),
+      save,
+    ),
     message,
     map.node,
   );
@@ -74,7 +89,10 @@ export function snapshots(job) {
   save.addEventListener("click", async () => {
     const epoch = shown ?? "latest";
     try {
-      await download(`/v1/jobs/${job.id}/snapshots/${epoch}?format=npz`, `${job.name}-${job.id.slice(0, 8)}-epoch-${epoch}.npz`.replace(/[^\w.-]+/g, "_"));
+      await download(
+        `/v1/jobs/${job.id}/snapshots/${epoch}?format=npz`,
+        `${job.name}-${job.id.slice(0, 8)}-epoch-${epoch}.npz`.replace(/[^\w.-]+/g, "_"),
+      );
     } catch (error) {
       message.replaceChildren(errorBox(error));
     }

@@ -16,7 +16,9 @@ function pathOf(jobId, p) {
 }
 
 function options(count, selected) {
-  return Array.from({ length: count }, (_, i) => h("option", { value: i, selected: i === selected }, String(i)));
+  return Array.from({ length: count }, (_, i) =>
+    h("option", { value: i, selected: i === selected }, String(i)),
+  );
 }
 
 export function trajectories(job) {
@@ -56,7 +58,16 @@ export function trajectories(job) {
           "span",
           { class: "chip", style: `border-color:${PALETTE[i % PALETTE.length]}` },
           labelOf(p),
-          h("button", { type: "button", class: "link", title: `remove ${labelOf(p)}`, onclick: () => (picked.splice(i, 1), refresh()) }, "×"),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "link",
+              title: `remove ${labelOf(p)}`,
+              onclick: () => (picked.splice(i, 1), refresh()),
+            },
+            "×",
+          ),
         ),
       ),
     );
@@ -71,9 +82,7 @@ export function trajectories(job) {
     message.replaceChildren();
     // Every trajectory of one job is read at the same snapshot epochs, but a running job may
     // gain one between two reads: join aligns them on epoch, leaving gaps where one is short.
-    const data = answers.length
-      ? uPlot.join(answers.map((a) => [a.epochs, a.values]))
-      : [[]];
+    const data = answers.length ? uPlot.join(answers.map((a) => [a.epochs, a.values])) : [[]];
     const names = answers.map((a) => a.name).join(",");
     if (plot && chart.dataset.names === names) {
       plot.setData(data); // the same parameters, more epochs: keep the chart and its scale
@@ -84,13 +93,28 @@ export function trajectories(job) {
     chart.dataset.names = names;
   }
 
-  return { node, refresh, get chart() { return plot; } };
+  return {
+    node,
+    refresh,
+    get chart() {
+      return plot;
+    },
+  };
 }
 
 function picker(layers, add) {
   const L = layers.length - 1;
-  const layer = h("select", { name: "layer" }, Array.from({ length: L }, (_, i) => h("option", { value: i + 1 }, `layer ${i + 1}`)));
-  const param = h("select", { name: "param" }, h("option", { value: "weight" }, "weight w"), h("option", { value: "bias" }, "bias b"));
+  const layer = h(
+    "select",
+    { name: "layer" },
+    Array.from({ length: L }, (_, i) => h("option", { value: i + 1 }, `layer ${i + 1}`)),
+  );
+  const param = h(
+    "select",
+    { name: "param" },
+    h("option", { value: "weight" }, "weight w"),
+    h("option", { value: "bias" }, "bias b"),
+  );
   const k = h("select", { name: "k" });
   const j = h("select", { name: "j" });
   const jLabel = h("label", {}, "j ", j);
