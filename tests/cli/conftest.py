@@ -1,18 +1,23 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 
 from cli.services import Stack
 from tests.conftest import free_port
 
 
-@pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory):
-    """A real service (api, worker, reaper as processes) for one test module."""
-    tmp = tmp_path_factory.mktemp("cli")
+@contextmanager
+def service(tmp: Path, **env: str) -> Iterator[str]:
+    """A real service (api, worker, reaper as processes) on a SQLite file under `tmp`; yields
+    its URL. `env` adds DELTAFLOW_* settings."""
     env = {
         "DELTAFLOW_DATABASE_URL": f"sqlite:///{tmp}/db.sqlite",
         "DELTAFLOW_FLUSH_INTERVAL": "0.2",
+        **env,
     }
     stack = Stack(port=free_port(), env=env, log_dir=tmp / "logs")
     try:
@@ -20,3 +25,10 @@ def url(tmp_path_factory: pytest.TempPathFactory):
         yield stack.url
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real service with auth off (the default) for one test module."""
+    with service(tmp_path_factory.mktemp("cli"), DELTAFLOW_AUTH="off") as found:
+        yield found
