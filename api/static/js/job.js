@@ -37,9 +37,13 @@ export function jobPage(view, jobId) {
     await page.loadHistory();
     if (closed() || TERMINAL.has(job.status)) return;
     live(page, jobId, abort.signal);
+    // A long history takes the API a while to thin out: the page waits at least ten times
+    // as long as the last read took before reading again.
     const tick = async () => {
+      const started = performance.now();
       await page.loadHistory();
-      if (!closed() && !TERMINAL.has(page.job.status)) timer = setTimeout(tick, REFRESH_MS);
+      const wait = Math.max(REFRESH_MS, 10 * (performance.now() - started));
+      if (!closed() && !TERMINAL.has(page.job.status)) timer = setTimeout(tick, wait);
     };
     timer = setTimeout(tick, REFRESH_MS);
   })();

@@ -12,6 +12,16 @@ export function epochsPath(jobId) {
   return `/v1/jobs/${jobId}/epochs?format=columns&points=${MAX_POINTS}&fields=${FIELDS}`;
 }
 
+// A fast job streams tens of thousands of epochs a second: past MAX_LIVE streamed points the
+// loss chart keeps every other one of them (and the last) until the history is read again.
+const MAX_LIVE = 20000;
+
+function halve(data, from) {
+  const last = data[0].length - 1;
+  const keep = (_, i) => i < from || (i - from) % 2 === 0 || i === last;
+  return data.map((column) => column.filter(keep));
+}
+
 const hasValues = (column) => column.some((v) => v !== null);
 
 function section(id, title, ...extra) {
@@ -88,6 +98,7 @@ export function metricCharts(job) {
       ? `${d.points} of ${d.of} epochs shown (first, last, lowest and highest loss kept); drag to zoom, double-click to reset`
       : "drag to zoom, double-click to reset";
     show("loss", loss, lossColumns(cols), { yLabel: "loss", log: true, toggle: true });
+    read = cols.epoch.length;
     show("grads", grads, gradColumns(cols), { yLabel: "norm", log: true, toggle: true });
     accuracy.node.hidden = !hasValues(cols.accuracy);
     if (!accuracy.node.hidden) {
@@ -98,6 +109,7 @@ export function metricCharts(job) {
   // Epochs streamed by the events endpoint ({epoch, loss, val_loss} each), drawn at most a few
   // times a second: a fast job sends thousands of epochs a second.
   let pending = [];
+  let read = 0; // points of the loss chart that came from the last read of the history
   let drawing = null;
   function append(points) {
     pending.push(...points);
@@ -116,6 +128,7 @@ export function metricCharts(job) {
       .map((p) => (withVal ? [p.epoch, p.loss, p.val_loss] : [p.epoch, p.loss]));
     pending = [];
     if (rows.length) chart.append(rows);
+    if (chart.data[0].length - read > MAX_LIVE) chart.setData(halve(chart.data, read));
   }
 
   // The last epoch drawn or waiting to be: where the events stream resumes.
