@@ -158,6 +158,17 @@ def test_loss_and_gradient_charts_hold_the_history(page, url: str, jobs: dict) -
     page.click("#chart-loss >> xpath=.. >> button.toggle")
     assert page.get_attribute("#chart-loss", "data-scale") == "linear"
     assert chart(page, "chart-loss")["drawn"] > 200
+    scale = "el => [el.uplot.scales.x.min, el.uplot.scales.x.max]"
+    over = page.locator("#chart-loss .u-over").bounding_box()
+    y = over["y"] + over["height"] / 2
+    page.mouse.move(over["x"] + over["width"] * 0.2, y)
+    page.mouse.down()
+    page.mouse.move(over["x"] + over["width"] * 0.5, y, steps=5)
+    page.mouse.up()
+    low, high = page.eval_on_selector("#chart-loss", scale)
+    assert 200 < low < high < 900  # dragged over 20-50 % of epochs 1..1500: zoomed in
+    page.mouse.dblclick(over["x"] + over["width"] / 2, y)
+    assert page.eval_on_selector("#chart-loss", scale) == [1, 1500]
 
     grads = chart(page, "chart-grad")
     assert grads["labels"][1:] == ["‖∂C/∂W¹‖", "‖∂C/∂b¹‖", "‖∂C/∂W²‖", "‖∂C/∂b²‖"]
