@@ -61,6 +61,9 @@ class Recorder:
         self.pending: dict[str, Any] = {}  # counted, not written yet
         self.saved_at = float("-inf")  # time.monotonic() of the last write that committed
         self._in_db = False
+        # A job runs: its flushes write the row, and the heartbeat stays out of their way (a
+        # heartbeat stuck on a dead connection while holding `lock` would stall them).
+        self.working = False
 
     def add(self, counters: dict[str, Any]) -> None:
         """Count something that is not written with a flush (durations, retries, reaper work)."""
@@ -100,8 +103,10 @@ class Recorder:
             self.written(totals)
 
     def due(self, every: float, quiet: float) -> bool:
-        """`every` seconds passed since the last write, or counts are pending and nothing was
-        written for `quiet` seconds."""
+        """No job runs, and `every` seconds passed since the last write, or counts are pending
+        and nothing was written for `quiet` seconds."""
+        if self.working:
+            return False
         since = time.monotonic() - self.saved_at
         return since >= every or (bool(self.pending) and since >= quiet)
 
@@ -109,9 +114,9 @@ class Recorder:
 def start_heartbeat(
     recorder: Recorder, sessions: sessionmaker[Session], every: float, flush_interval: float
 ) -> threading.Event:
-    """Write the row every `every` seconds, and the counts a job's last flush left pending
-    once the worker is idle (no flush for longer than a flush interval: while a job runs its
-    flushes write the row, and the heartbeat adds no commit); set the returned event to stop."""
+    """While no job runs, write the row every `every` seconds, and the counts a job's last
+    flush left pending once nothing was written for a flush interval and a tick (so that jobs
+    in quick succession carry them in their own flushes); set the returned event to stop."""
     stop = threading.Event()
     quiet = flush_interval + TICK
 

@@ -69,7 +69,11 @@ class Runner:
                 return "not claimed"
             bind_attempt(lease.number)
             log.info("job %s: attempt %d claimed", job_id, lease.number)
-            outcome = self.run_claimed(lease)
+            self.metrics.working = True
+            try:
+                outcome = self.run_claimed(lease)
+            finally:
+                self.metrics.working = False
             log.info("job %s: %s", job_id, outcome)
             return outcome
 
