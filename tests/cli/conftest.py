@@ -27,8 +27,9 @@ def service(tmp: Path, **env: str) -> Iterator[str]:
         stack.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real service with auth off (the default) for one test module."""
+    """A real service with auth off (the default), shared by the modules here: starting and
+    stopping one takes seconds. Tests find their own jobs by id, name or batch."""
     with service(tmp_path_factory.mktemp("cli"), DELTAFLOW_AUTH="off") as found:
         yield found

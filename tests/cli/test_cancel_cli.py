@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -41,11 +42,15 @@ def _wait_until_training(url: str, job_id: str, timeout: float = 60.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def running_id(url: str) -> str:
-    """A long job the only worker is training, so jobs submitted after it stay queued."""
+def running_id(url: str) -> Iterator[str]:
+    """A long job the only worker is training, so jobs submitted after it stay queued; it is
+    cancelled at the end whatever happened, since the service is shared with other modules."""
     job_id = _submit(url)
-    _wait_until_training(url, job_id)
-    return job_id
+    try:
+        _wait_until_training(url, job_id)
+        yield job_id
+    finally:
+        httpx.post(f"{url}/v1/jobs/{job_id}/cancel", timeout=10)  # 409 once it has ended
 
 
 def test_cancel_of_a_queued_job(url: str, running_id: str) -> None:
