@@ -6,10 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import auth, errors
+from api import auth, errors, limits
 from api.logs import configure as configure_logging
 from api.routes import batches, dashboard, datasets, health, history, job_actions, jobs, keys
 from api.routes.metrics import mount as mount_metrics
@@ -41,7 +42,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Training jobs for neural networks, with every epoch's loss and parameters kept.",
         lifespan=lifespan,
-        max_body_size=settings.max_request_bytes,  # 413 before the body is parsed
         **_docs(settings),
     )
     app.include_router(health.router)
@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in V1_ROUTERS:
         app.include_router(module.router, **_v1_access(settings))
     app.add_exception_handler(RequestValidationError, errors.validation_error)
-    app.add_exception_handler(HTTPException, errors.http_error)
+    # Starlette's too: an unknown path (404) or method (405) answers in the same shape.
+    app.add_exception_handler(StarletteHTTPException, errors.http_error)
+    app.add_middleware(limits.BodyLimit, max_bytes=settings.max_request_bytes)
     if settings.auth == "required":
         app.add_middleware(auth.RequireKey)
     return app

@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from api.errors import unprocessable
-from api.schemas import JobCreate
 from backprop import data
 from backprop.spec import TrainSpec
 
@@ -73,9 +72,14 @@ def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
 
-def job_body(base: dict[str, Any], point: dict[str, Any]) -> JobCreate:
-    """The base body with the point's values set at their paths, validated as a job."""
-    body = copy.deepcopy(base)
+# Fields of a job body that no grid path reaches: the data set is resolved once for the batch,
+# so it is never copied per point (a 1,000-point grid over inline data would copy it 1,000 times).
+NOT_SPEC = frozenset({"name", "tags", "dataset"})
+
+
+def point_spec(base: dict[str, Any], point: dict[str, Any]) -> TrainSpec:
+    """The base body's spec with the point's values set at their paths, validated."""
+    body = copy.deepcopy({k: v for k, v in base.items() if k not in NOT_SPEC})
     for path, value in point.items():
         *parents, leaf = path.split(".")
         node = body
@@ -85,10 +89,10 @@ def job_body(base: dict[str, Any], point: dict[str, Any]) -> JobCreate:
                 raise unprocessable(["body", "grid", path], f"{path!r} crosses a non-object")
         node[leaf] = value
     try:
-        return JobCreate.model_validate(body)
+        return TrainSpec.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in first["loc"]) or "the spec"
         msg = str(first["msg"]).removeprefix("Value error, ")
         raise unprocessable(["body", "grid"], f"grid point {point}: {where}: {msg}") from None
 

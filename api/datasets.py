@@ -152,7 +152,7 @@ def _columns(header: list[str]) -> list[str]:
 def _targets(columns: list[str], targets: list[str]) -> list[int]:
     for i, name in enumerate(targets):
         if name not in columns:
-            known = ", ".join(map(repr, columns))
+            known = ", ".join(map(repr, columns[:20])) + (", …" if len(columns) > 20 else "")
             msg = f"the CSV has no column {name!r}; its columns are {known}"
             raise unprocessable(["query", "target"], msg)
         if name in targets[:i]:
@@ -175,7 +175,12 @@ def _numbers(line: int, row: list[str], columns: list[str]) -> list[float]:
             value = None
         if value is None or not math.isfinite(value):
             what = "a number" if value is None else "a finite number"
-            msg = f"line {line}, column {column!r}: {cell!r} is not {what}"
+            msg = f"line {line}, column {column[:50]!r}: {_short(cell)} is not {what}"
             raise unprocessable(["body"], msg)
         values.append(value)
     return values
+
+
+def _short(cell: str) -> str:
+    """A cell as a message quotes it: a field may be 100,000 characters long."""
+    return repr(cell) if len(cell) <= 40 else f"{cell[:40]!r}…"

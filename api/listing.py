@@ -7,9 +7,10 @@ both loss orders, as their own segment after the finished ones.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import exists, select, tuple_
 from sqlalchemy.orm import Session
@@ -79,7 +80,7 @@ def _by_created(session, where, order, limit, position) -> list[Job]:
     desc = order.startswith("-")
     query = select(Job).where(*where)
     if position:
-        key = (datetime.fromisoformat(position["value"]), uuid.UUID(position["id"]))
+        key = (position["value"], position["id"])
         query = query.where(_after(desc)(tuple_(Job.created_at, Job.id), key))
     query = query.order_by(_sort(Job.created_at, desc), _sort(Job.id, desc))
     return list(session.scalars(query.limit(limit + 1)))
@@ -91,14 +92,14 @@ def _by_loss(session, where, order, limit, position) -> list[Job]:
     if position is None or position["segment"] == 0:
         query = select(Job).where(*where, Job.final_loss.is_not(None))
         if position:
-            key = (position["value"], uuid.UUID(position["id"]))
+            key = (position["value"], position["id"])
             query = query.where(after(tuple_(Job.final_loss, Job.id), key))
         query = query.order_by(_sort(Job.final_loss, desc), _sort(Job.id, desc))
         rows = list(session.scalars(query.limit(limit + 1)))
     if len(rows) <= limit:
         query = select(Job).where(*where, Job.final_loss.is_(None))
         if position and position["segment"] == 1:
-            query = query.where(after(Job.id, uuid.UUID(position["id"])))
+            query = query.where(after(Job.id, position["id"]))
         query = query.order_by(_sort(Job.id, desc)).limit(limit + 1 - len(rows))
         rows += list(session.scalars(query))
     return rows
@@ -117,7 +118,20 @@ def _key(job: Job, order: Order) -> dict[str, Any]:
 
 
 def _position(value: Any) -> dict[str, Any]:
+    """A job cursor with each field checked and parsed: they go into SQL as parameters, and a
+    value of the wrong type would fail there rather than here."""
     if not isinstance(value, dict) or set(value) != {"order", "segment", "value", "id"}:
         raise ValueError("not a job cursor")
-    uuid.UUID(value["id"])
-    return value
+    order, segment, key = value["order"], value["segment"], value["value"]
+    if order not in get_args(Order) or type(segment) is not int or segment not in (0, 1):
+        raise ValueError("not a job cursor")
+    if order.endswith("created_at"):
+        if segment != 0:
+            raise ValueError("jobs by created_at have one segment")
+        key = pagination.moment(key)
+    elif segment == 0:
+        if type(key) not in (int, float) or not math.isfinite(key):
+            raise ValueError("not a loss")
+    elif key is not None:
+        raise ValueError("a job without a final loss has no value")
+    return {"order": order, "segment": segment, "value": key, "id": uuid.UUID(value["id"])}

@@ -6,15 +6,19 @@ import base64
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, tuple_
 from sqlalchemy.orm import Session
 
 from api.errors import unprocessable
+from api.fields import MAX_EPOCH
 
 T = TypeVar("T")
+
+# What a cursor's JSON, being untrusted, can make a parser raise: each means "not ours".
+_NOT_OURS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 
 def encode(value: Any) -> str:
@@ -22,12 +26,28 @@ def encode(value: Any) -> str:
 
 
 def decode(cursor: str, parse: Callable[[Any], T]) -> T:
-    """The position a cursor stands for, as `parse` reads it; 422 for a cursor we never gave."""
+    """The position a cursor stands for, as `parse` reads it; 422 for a cursor we never gave.
+    `parse` must check every value it returns: they go into SQL."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         return parse(json.loads(base64.urlsafe_b64decode(padded.encode())))
-    except (ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError):
+    except _NOT_OURS:
         raise unprocessable(["query", "cursor"], "cursor is not one this API gave out") from None
+
+
+def epoch(value: Any) -> int:
+    """An epoch cursor: a whole number the epochs column can hold."""
+    if type(value) is not int or not -1 <= value <= MAX_EPOCH:
+        raise ValueError("not an epoch")
+    return value
+
+
+def moment(value: Any) -> datetime:
+    """An ISO time as an aware UTC datetime (one without a zone is UTC)."""
+    if not isinstance(value, str):
+        raise TypeError("not a time")
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def newest_first(session: Session, query: Select, model: Any, limit: int, cursor: str | None):
@@ -47,4 +67,6 @@ def newest_first(session: Session, query: Select, model: Any, limit: int, cursor
 
 def _created_position(value: Any) -> tuple[datetime, uuid.UUID]:
     at, row_id = value
-    return datetime.fromisoformat(at), uuid.UUID(row_id)
+    if not isinstance(row_id, str):
+        raise TypeError("not an id")
+    return moment(at), uuid.UUID(row_id)

@@ -7,17 +7,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from api.fields import Epoch, Label, Name, Row, TagKey, TagValue, Targets
 from backprop.datasets import NAMES as BUILTIN_NAMES
 from backprop.spec import TrainSpec
 
 T = TypeVar("T")
-Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict, as TrainSpec is: a number in quotes or 0 for false is a mistake, not a value
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class BuiltinData(_Request):
@@ -26,14 +27,12 @@ class BuiltinData(_Request):
     builtin: Literal[BUILTIN_NAMES]  # type: ignore[valid-type]
     seed: int = Field(0, ge=0, lt=2**32)
     n: int | None = Field(None, ge=4, le=1_000_000, description="Samples, where the set allows.")
-    noise: float | None = Field(None, ge=0, le=10)
+    noise: float | None = Field(None, ge=0, le=10, allow_inf_nan=False)
 
 
 class InlineXY(_Request):
-    x: list[list[Finite]] = Field(min_length=1, description="One row of features per sample.")
-    y: list[Finite] | list[list[Finite]] = Field(
-        min_length=1, description="Targets: one row per sample, or one number (or label) each."
-    )
+    x: list[Row] = Field(min_length=1, description="One row of features per sample.")
+    y: Targets = Field(description="Targets: one number (or label), or one row, per sample.")
 
 
 class InlineData(_Request):
@@ -41,18 +40,43 @@ class InlineData(_Request):
 
 
 class DatasetId(_Request):
-    id: uuid.UUID
+    id: Annotated[uuid.UUID, Field(strict=False)]  # JSON has no UUID type: read from a string
 
 
-DatasetRef = BuiltinData | InlineData | DatasetId
+def _dataset_kind(value: Any) -> str | None:
+    """The key that says which kind a dataset reference is (a model's own, when serialising)."""
+    keys = value if isinstance(value, dict) else type(value).model_fields
+    return next((key for key in ("builtin", "inline", "id") if key in keys), None)
+
+
+# Told apart by their key, so that an error names the fields of the kind that was meant rather
+# than every kind's.
+DatasetRef = Annotated[
+    Annotated[BuiltinData, Tag("builtin")]
+    | Annotated[InlineData, Tag("inline")]
+    | Annotated[DatasetId, Tag("id")],
+    Discriminator(
+        _dataset_kind,
+        custom_error_type="dataset_kind",
+        custom_error_message="give one of {builtin: …}, {inline: {x, y}} or {id: …}",
+    ),
+]
+
+
+def _key_rule_as_property_names(schema: dict[str, Any]) -> None:
+    """Pydantic documents a key pattern as patternProperties, which leave other keys free;
+    propertyNames says that every key must match."""
+    ((pattern, values),) = schema.pop("patternProperties").items()
+    schema["propertyNames"]["pattern"] = pattern
+    schema["additionalProperties"] = values
 
 
 class JobCreate(TrainSpec):
     """POST /v1/jobs: every TrainSpec field, plus name, tags and dataset."""
 
-    name: str = Field("job", min_length=1, max_length=200)
-    tags: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=200)]] = (
-        Field(default_factory=dict, max_length=50)
+    name: Name = "job"
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=50, json_schema_extra=_key_rule_as_property_names
     )
     dataset: DatasetRef
 
@@ -120,8 +144,8 @@ class EpochOut(BaseModel):
 class BatchCreate(_Request):
     """POST /v1/batches: one job per point of the grid's cartesian product."""
 
-    name: str = Field(min_length=1, max_length=200)
-    base: dict[str, Any] = Field(description="A job body, as for POST /v1/jobs.")
+    name: Name
+    base: JobCreate = Field(description="A job body, as for POST /v1/jobs.")
     grid: dict[Annotated[str, Field(max_length=100)], list[Any]] = Field(
         default_factory=dict,
         max_length=20,
@@ -230,13 +254,11 @@ class Health(BaseModel):
 class DatasetCreate(_Request):
     """POST /v1/datasets as JSON. Content already stored for the caller is not stored again."""
 
-    name: str = Field(min_length=1, max_length=200)
-    x: list[Annotated[list[Finite], Field(min_length=1)]] = Field(
+    name: Name
+    x: list[Row] = Field(
         min_length=1, description="One row of features per sample; every row the same length."
     )
-    y: list[Finite] | list[Annotated[list[Finite], Field(min_length=1)]] = Field(
-        min_length=1, description="Targets: one number, or one row of numbers, per sample of x."
-    )
+    y: Targets = Field(description="Targets: one number, or one row of numbers, per sample of x.")
 
 
 class DatasetOut(BaseModel):
@@ -261,11 +283,11 @@ MAX_PREDICT_ROWS = 10_000
 class PredictIn(_Request):
     """POST /v1/jobs/{id}/predict: inputs, one row of n_0 features per sample."""
 
-    x: list[Annotated[list[Finite], Field(min_length=1)]] = Field(
+    x: list[Row] = Field(
         min_length=1, max_length=MAX_PREDICT_ROWS, description="Inputs a^0, one row per sample."
     )
-    epoch: int | None = Field(
-        None, ge=0, description="Use the snapshot at this epoch; null uses the latest one."
+    epoch: Epoch | None = Field(
+        None, description="Use the snapshot at this epoch; null uses the latest one."
     )
 
 
@@ -319,7 +341,7 @@ Owner = Annotated[
 
 
 class KeyCreate(_Request):
-    name: str = Field(min_length=1, max_length=100, description="What the key is for.")
+    name: Label = Field(description="What the key is for.")
     owner: Owner | None = Field(None, description="Whose jobs the key acts on; default: yours.")
     admin: bool = Field(False, description="Whether the key may create, list and revoke keys.")
 

@@ -19,7 +19,9 @@ UnitFloat = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a spec is JSON, and "100" or 100.0 for epochs, or 0 or "yes" for shuffle, is a
+    # mistake to report rather than to coerce (an int is still a float).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class NetworkSpec(_Strict):

@@ -6,23 +6,21 @@ import json
 import math
 import uuid
 from collections import Counter
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api import batches, datasets, limits, pagination, submission
 from api.deps import CeleryDep, OwnerDep, SessionDep, SettingsDep
+from api.errors import problems
+from api.fields import CursorQuery
 from api.schemas import (
     BatchCreate,
     BatchCreated,
     BatchOut,
     BatchSummary,
-    JobCreate,
     Page,
     Retried,
 )
@@ -37,7 +35,8 @@ BatchId = Annotated[uuid.UUID, Path(description="The batch's id.")]
     "",
     status_code=201,
     response_model=BatchCreated,
-    responses=submission.idempotent_responses(BatchCreated, "the batch, with its jobs,"),
+    responses=submission.idempotent_responses(BatchCreated, "the batch, with its jobs,")
+    | problems(404, 413, 422),
 )
 def create_batch(
     body: BatchCreate,
@@ -50,19 +49,17 @@ def create_batch(
 ):
     """Validate every grid point against the spec and the data, store the batch and its jobs,
     then publish them."""
-    base = _base(body.base)
     digest = None
     if idempotency_key:
-        # The base is digested as the job body it parses to, as POST /v1/jobs does.
-        request = body.model_dump(mode="json") | {"base": base.model_dump(mode="json")}
-        digest = submission.request_digest(request)
+        # Digested as parsed, as POST /v1/jobs does: the base as the job body it parses to.
+        digest = submission.request_digest(body.model_dump(mode="json"))
     batch, created = submission.create_once(
         session,
         Batch,
         owner,
         idempotency_key,
         digest,
-        lambda: _store(session, owner, body, base, settings, idempotency_key, digest),
+        lambda: _store(session, owner, body, settings, idempotency_key, digest),
     )
     with session.begin():
         job_ids = _job_ids(session, batch)
@@ -84,7 +81,6 @@ def _store(
     session: Session,
     owner: str,
     body: BatchCreate,
-    base: JobCreate,
     settings: Settings,
     key: str | None,
     digest: str | None,
@@ -93,9 +89,11 @@ def _store(
     (and a new data set); no commit."""
     batches.check_grid(body.grid, settings.max_grid_points)
     points = batches.points(body.grid)
-    bodies = [batches.job_body(body.base, p) for p in points]
-    dataset, name, x, y = datasets.load(session, owner, base.dataset)
-    specs = [b.spec() for b in bodies]
+    # What the client set, without the defaults: a grid point may switch the optimizer's kind,
+    # and the defaults of the base's kind (momentum: 0.9) would not fit another (adam).
+    base = body.base.model_dump(mode="json", exclude_unset=True)
+    specs = [batches.point_spec(base, p) for p in points]
+    dataset, name, x, y = datasets.load(session, owner, body.base.dataset)
     for spec, point in zip(specs, points, strict=True):
         limits.check(spec, x, settings, ["grid"])
         batches.check_data(spec, point, x, y)
@@ -104,17 +102,24 @@ def _store(
         id=uuid.uuid4(),
         owner=owner,
         name=body.name,
-        base=body.base,
+        base=base,
         grid=body.grid,
         idempotency_key=key,
         request_sha256=digest,
     )
     session.add(batch)
     session.flush()  # the batch row exists before jobs reference it
-    for b, spec, point in zip(bodies, specs, points, strict=True):
-        job_name = _job_name(b.name, point)
+    for spec, point in zip(specs, points, strict=True):
+        job_name = _job_name(body.base.name, point)
         submission.add_job(
-            session, owner, b, spec, dataset.id, name=job_name, batch_id=batch.id, grid_point=point
+            session,
+            owner,
+            body.base,
+            spec,
+            dataset.id,
+            name=job_name,
+            batch_id=batch.id,
+            grid_point=point,
         )
     return batch
 
@@ -139,46 +144,24 @@ def _canonical(point: dict | None) -> str:
     return json.dumps(point, sort_keys=True)
 
 
-def _base(raw: dict) -> JobCreate:
-    try:
-        return JobCreate.model_validate(raw)
-    except ValidationError as exc:
-        errors = [e | {"loc": ("body", "base", *e["loc"])} for e in exc.errors()]
-        raise RequestValidationError(errors) from None
-
-
 def _job_name(name: str, point: dict) -> str:
     label = ", ".join(f"{path}={value}" for path, value in point.items())
     return f"{name} [{label}]"[:200] if label else name
 
 
-@router.get("", response_model=Page[BatchSummary])
+@router.get("", response_model=Page[BatchSummary], responses=problems(422))
 def list_batches(
     session: SessionDep,
     owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: CursorQuery = None,
 ):
     """Batches, newest first."""
     query = select(Batch).where(Batch.owner == owner)
-    if cursor:
-        at, batch_id = pagination.decode(cursor, _position)
-        query = query.where(tuple_(Batch.created_at, Batch.id) < (at, batch_id))
-    query = query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)
-    items = list(session.scalars(query))
-    next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
-        next_cursor = pagination.encode([items[-1].created_at.isoformat(), str(items[-1].id)])
-    return {"items": items, "next_cursor": next_cursor}
+    return pagination.newest_first(session, query, Batch, limit, cursor)
 
 
-def _position(value) -> tuple[datetime, uuid.UUID]:
-    at, batch_id = value
-    return datetime.fromisoformat(at), uuid.UUID(batch_id)
-
-
-@router.get("/{batch_id}", response_model=BatchOut)
+@router.get("/{batch_id}", response_model=BatchOut, responses=problems(404, 422))
 def read_batch(batch_id: BatchId, session: SessionDep, owner: OwnerDep):
     """Counts by status, done/total, and every job's result, best loss first."""
     batch = _get(session, owner, batch_id)
@@ -207,7 +190,7 @@ def read_batch(batch_id: BatchId, session: SessionDep, owner: OwnerDep):
     )
 
 
-@router.post("/{batch_id}/retry", response_model=Retried)
+@router.post("/{batch_id}/retry", response_model=Retried, responses=problems(404, 422))
 def retry_batch(batch_id: BatchId, session: SessionDep, celery: CeleryDep, owner: OwnerDep):
     """Queue the batch's failed and cancelled jobs again; they resume from their checkpoints.
     Succeeded, queued and running jobs are left alone."""

@@ -4,38 +4,36 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import datasets, pagination
 from api.deps import OwnerDep, SessionDep
-from api.errors import unprocessable
+from api.errors import problems, unprocessable
+from api.fields import Column, CursorQuery, Name
 from api.schemas import DatasetCreate, DatasetOut, Page
 from models import Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
-MAX_UPLOAD_BYTES = 64 * 2**20  # a sanity bound on one upload, read into memory whole
 MEDIA_TYPES = ("application/json", "text/csv")
 
 DatasetIdPath = Annotated[uuid.UUID, Path(description="The data set's id.")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
-CsvName = Annotated[
-    str | None,
-    Query(min_length=1, max_length=200, description="text/csv only: the data set's name."),
-]
+CsvName = Annotated[Name | None, Query(description="text/csv only: the data set's name.")]
 Targets = Annotated[
-    list[str] | None,
-    Query(description="text/csv only: the columns that form y, in order; repeat for several."),
+    list[Column] | None,
+    Query(
+        max_length=100,
+        description="text/csv only: the columns that form y, in order; repeat for several.",
+    ),
 ]
 
 CSV_EXAMPLE = "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,0\n"
@@ -56,19 +54,14 @@ UPLOAD_BODY = {
 
 
 async def _upload(request: Request) -> tuple[str, bytes]:
-    """(media type, body), read here because the handler dispatches on the content type."""
+    """(media type, body), read here because the handler dispatches on the content type. The
+    body's size is bounded by limits.BodyLimit as it streams in."""
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media not in MEDIA_TYPES:
         given = f"content type {media!r}" if media else "no content type"
         msg = f"a data set is uploaded as {' or '.join(MEDIA_TYPES)}, not with {given}"
         raise HTTPException(415, detail=msg)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_UPLOAD_BYTES:
-            raise HTTPException(413, detail=f"an upload may hold at most {MAX_UPLOAD_BYTES} bytes")
-        chunks.append(chunk)
-    return media, b"".join(chunks)
+    return media, await request.body()
 
 
 @router.post(
@@ -78,7 +71,7 @@ async def _upload(request: Request) -> tuple[str, bytes]:
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses={
         200: {"model": DatasetOut, "description": "The same content was already stored."},
-        415: {"description": "Neither application/json nor text/csv."},
+        **problems(413, 415, 422),
     },
 )
 def upload(
@@ -104,24 +97,16 @@ def upload(
     return row
 
 
-@router.get("", response_model=Page[DatasetOut])
-def list_datasets(session: SessionDep, owner: OwnerDep, limit: Limit = 50, cursor: Cursor = None):
+@router.get("", response_model=Page[DatasetOut], responses=problems(422))
+def list_datasets(
+    session: SessionDep, owner: OwnerDep, limit: Limit = 50, cursor: CursorQuery = None
+):
     """The caller's data sets, newest first."""
     query = select(Dataset).where(Dataset.owner == owner)
-    if cursor:
-        position = pagination.decode(cursor, _position)
-        query = query.where(tuple_(Dataset.created_at, Dataset.id) < position)
-    query = query.order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(limit + 1)
-    items = list(session.scalars(query))
-    next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
-        last = items[-1]
-        next_cursor = pagination.encode([last.created_at.isoformat(), str(last.id)])
-    return {"items": items, "next_cursor": next_cursor}
+    return pagination.newest_first(session, query, Dataset, limit, cursor)
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut)
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=problems(404, 422))
 def read_dataset(dataset_id: DatasetIdPath, session: SessionDep, owner: OwnerDep) -> Dataset:
     return datasets.get(session, owner, dataset_id)
 
@@ -140,6 +125,9 @@ def _read_json(
         raise unprocessable(["body"], msg) from None
     except UnicodeDecodeError:
         raise unprocessable(["body"], "is not UTF-8 text") from None
+    except (ValueError, RecursionError):  # an integer over 4,300 digits; nesting Python refuses
+        msg = "is JSON this API does not read: a number too long or arrays nested too deep"
+        raise unprocessable(["body"], msg) from None
     try:
         body = DatasetCreate.model_validate(obj)
     except ValidationError as exc:
@@ -175,8 +163,3 @@ def _put(
         # A concurrent upload stored the same content between our look-up and our insert.
         with session.begin():
             return datasets.put(session, owner, name, x, y)
-
-
-def _position(value: list[str]) -> tuple[datetime, uuid.UUID]:
-    created_at, dataset_id = value
-    return datetime.fromisoformat(created_at), uuid.UUID(dataset_id)

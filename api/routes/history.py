@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from api import history, pagination
 from api.deps import OwnerDep, SessionDep, get_job
-from api.errors import unprocessable
+from api.errors import problems, unprocessable
+from api.fields import MAX_EPOCH, CursorQuery
 from api.schemas import (
     EpochColumns,
     EpochRows,
@@ -29,24 +30,31 @@ from models.arrays import Layout
 router = APIRouter(prefix="/v1/jobs", tags=["history"])
 
 JobId = Annotated[uuid.UUID, Path(description="The job's id.")]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
-EpochArg = Annotated[str, Path(pattern=r"^(latest|\d+)$", description="An epoch, or `latest`.")]
+EpochArg = Annotated[
+    str, Path(pattern=r"^(latest|[0-9]{1,10})$", description="An epoch, or `latest`.")
+]
 
 
-@router.get("/{job_id}/epochs", response_model=EpochRows | EpochColumns)
+@router.get(
+    "/{job_id}/epochs", response_model=EpochRows | EpochColumns, responses=problems(404, 422)
+)
 def list_epochs(
     job_id: JobId,
     session: SessionDep,
     owner: OwnerDep,
-    start: Annotated[int, Query(ge=0, description="First epoch of the range.")] = 0,
-    end: Annotated[int | None, Query(ge=0, description="Last epoch of the range.")] = None,
-    fields: Annotated[str | None, Query(description="Comma-separated; default all.")] = None,
+    start: Annotated[int, Query(ge=0, le=MAX_EPOCH, description="First epoch of the range.")] = 0,
+    end: Annotated[
+        int | None, Query(ge=0, le=MAX_EPOCH, description="Last epoch of the range.")
+    ] = None,
+    fields: Annotated[
+        str | None, Query(max_length=200, description="Comma-separated; default all.")
+    ] = None,
     format: Annotated[Literal["rows", "columns"], Query()] = "rows",
     points: Annotated[
         int | None, Query(ge=4, le=10_000, description="Thin the range to at most this many.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
 ) -> Response:
     """Per-epoch metrics in epoch order: a range, chosen fields, rows or columns, and an even
     downsample that always keeps the first, last, minimum-loss and maximum-loss epochs."""
@@ -61,7 +69,7 @@ def list_epochs(
         if total > len(columns["epoch"]):
             downsampled = {"points": len(columns["epoch"]), "of": total}
     else:
-        after = pagination.decode(cursor, int) if cursor else 0
+        after = pagination.decode(cursor, pagination.epoch) if cursor else 0
         columns, more = history.read_columns(session, rng, chosen, after=after, limit=limit)
         if more:
             next_cursor = pagination.encode(int(columns["epoch"][-1]))
@@ -86,17 +94,17 @@ def _json(body: dict) -> Response:
     )
 
 
-@router.get("/{job_id}/snapshots", response_model=Page[SnapshotEpoch])
+@router.get("/{job_id}/snapshots", response_model=Page[SnapshotEpoch], responses=problems(404, 422))
 def list_snapshots(
     job_id: JobId,
     session: SessionDep,
     owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
 ):
     """The epochs that have a snapshot (0 is the initial network)."""
     get_job(session, owner, job_id)
-    after = pagination.decode(cursor, int) if cursor else -1
+    after = pagination.decode(cursor, pagination.epoch) if cursor else -1
     epochs = session.scalars(
         select(Snapshot.epoch)
         .where(Snapshot.job_id == job_id, Snapshot.epoch > after)
@@ -111,7 +119,7 @@ def list_snapshots(
 @router.get(
     "/{job_id}/snapshots/{epoch}",
     response_model=SnapshotOut,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **problems(404, 422)},
 )
 def read_snapshot(
     job_id: JobId,
@@ -154,7 +162,7 @@ def snapshot_row(session, job: Job, epoch: str) -> Snapshot:
             raise HTTPException(404, detail=f"job {job.id} has no snapshot yet")
     else:
         number = int(epoch)
-    row = session.get(Snapshot, (job.id, number))
+    row = session.get(Snapshot, (job.id, number)) if number <= MAX_EPOCH else None
     if row is None:
         every = job.spec.get("snapshot_every", 1)
         raise HTTPException(
@@ -165,7 +173,7 @@ def snapshot_row(session, job: Job, epoch: str) -> Snapshot:
     return row
 
 
-@router.get("/{job_id}/trajectory", response_model=TrajectoryOut)
+@router.get("/{job_id}/trajectory", response_model=TrajectoryOut, responses=problems(404, 422))
 def read_trajectory(
     job_id: JobId,
     session: SessionDep,

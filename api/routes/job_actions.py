@@ -16,7 +16,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import OwnerDep, SessionDep, get_job
-from api.errors import unprocessable
+from api.errors import problems, unprocessable
+from api.fields import MAX_EPOCH
 from api.schemas import (
     EpochPoint,
     EpochsEvent,
@@ -45,7 +46,7 @@ EVENT_ROWS = 1000
     "/{job_id}/cancel",
     status_code=202,
     response_model=JobOut,
-    responses={409: {"model": Problem, "description": "The job has already ended."}},
+    responses=problems(404, 422) | {409: {"model": Problem, "description": "The job has ended."}},
 )
 def cancel_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> Job:
     """Cancel a job. A queued one is cancelled at once; a running one is asked to stop, and its
@@ -80,7 +81,12 @@ def _request_cancel(session: Session, job_id: uuid.UUID) -> bool:
     return False
 
 
-@router.delete("/{job_id}", status_code=204)
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    responses=problems(404, 422)
+    | {409: {"model": Problem, "description": "The job is queued or running."}},
+)
 def delete_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> None:
     """Delete a finished job with its epochs, snapshots, checkpoint and tags; keep its data set,
     which other jobs may share."""
@@ -106,7 +112,7 @@ def _still_running(job_id: uuid.UUID, status: str) -> HTTPException:
     )
 
 
-@router.post("/{job_id}/predict", response_model=PredictOut)
+@router.post("/{job_id}/predict", response_model=PredictOut, responses=problems(404, 413, 422))
 def predict(job_id: JobId, body: PredictIn, session: SessionDep, owner: OwnerDep) -> PredictOut:
     """a^L for the inputs x, with the parameters of the snapshot at `epoch` (default: latest)."""
     # A transaction of its own, ended before the forward pass: on SQLite every transaction
@@ -182,13 +188,18 @@ def _stream_start(job_id: JobId, request: Request, owner: OwnerDep) -> StatusEve
         return _status(get_job(session, owner, job_id))
 
 
-@router.get("/{job_id}/events", response_class=EventSourceResponse)
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses=problems(404, 422, streaming=True),
+)
 async def events(
     job_id: JobId,
     request: Request,
     start: Annotated[StatusEvent, Depends(_stream_start)],
     last_event_id: Annotated[
-        int | None, Header(ge=0, description="Resume after this epoch (an event's id).")
+        int | None,
+        Header(ge=0, le=MAX_EPOCH, description="Resume after this epoch (an event's id)."),
     ] = None,
 ) -> AsyncIterable[ServerSentEvent]:
     """Server-sent events: `status` on connect and on every change, `epochs` for each batch of

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import datasets, limits, listing, submission
 from api.deps import CeleryDep, OwnerDep, SessionDep, SettingsDep, get_job
-from api.errors import unprocessable
+from api.errors import problems, unprocessable
+from api.fields import CursorQuery, IsoTime, Name, TagFilter
 from api.schemas import AttemptOut, JobCreate, JobDetail, JobOut, Page
 from backprop import data
 from models import JOB_STATUSES, Job, JobAttempt
@@ -23,7 +22,6 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 JobId = Annotated[uuid.UUID, Path(description="The job's id.")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
 
 
@@ -31,7 +29,7 @@ JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
     "",
     status_code=201,
     response_model=JobOut,
-    responses=submission.idempotent_responses(JobOut, "the job"),
+    responses=submission.idempotent_responses(JobOut, "the job") | problems(404, 413, 422),
 )
 def submit(
     body: JobCreate,
@@ -83,32 +81,32 @@ def _store(
     )
 
 
-@router.get("", response_model=Page[JobOut])
+@router.get("", response_model=Page[JobOut], responses=problems(422))
 def list_jobs(
     session: SessionDep,
     owner: OwnerDep,
-    status: Annotated[list[JobStatus] | None, Query(description="Repeatable: any of.")] = None,
-    name: Annotated[str | None, Query(max_length=200, description="Name prefix.")] = None,
+    status: Annotated[
+        list[JobStatus] | None, Query(max_length=len(JOB_STATUSES), description="Any of.")
+    ] = None,
+    name: Annotated[Name | None, Query(description="Name prefix.")] = None,
     tag: Annotated[
-        list[Annotated[str, StringConstraints(pattern=r"^[^:]+:.*$", max_length=301)]] | None,
-        Query(description="Repeatable `key:value`: all must hold."),
+        list[TagFilter] | None,
+        Query(max_length=50, description="Repeatable `key:value`: all must hold."),
     ] = None,
     batch_id: uuid.UUID | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: IsoTime | None = None,
+    created_before: IsoTime | None = None,
     order_by: listing.Order = "-created_at",
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
 ):
     """Jobs, filtered, newest first unless `order_by` says otherwise."""
-    where = listing.filters(
-        owner, status, name, tag, batch_id, _aware(created_after), _aware(created_before)
-    )
+    where = listing.filters(owner, status, name, tag, batch_id, created_after, created_before)
     items, next_cursor = listing.page(session, where, order_by, limit, cursor)
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/{job_id}", response_model=JobDetail)
+@router.get("/{job_id}", response_model=JobDetail, responses=problems(404, 422))
 def read_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> JobDetail:
     """The job, with every attempt workers made at it: a resumed job shows why."""
     job = get_job(session, owner, job_id)
@@ -117,10 +115,3 @@ def read_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> JobDetail:
     ).all()
     fields = JobOut.model_validate(job).model_dump()
     return JobDetail(**fields, attempts=[AttemptOut.model_validate(a) for a in attempts])
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """A time given without a zone is taken as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)

@@ -65,7 +65,10 @@ BAD_BODIES = [
     ({"network": {"layers": [2, 4, 1]}, "optimizer": {"learning_rate": -1}}, "learning_rate"),
     ({"network": {"layers": [2, 4, 1]}, "epochs": 0}, "epochs"),
     ({"network": {"layers": [2, 4, 1]}, "colour": "red"}, "colour: Extra inputs"),
-    ({"network": {"layers": [2, 4, 1]}, "dataset": {"builtin": "mnist"}}, "dataset.BuiltinData"),
+    (
+        {"network": {"layers": [2, 4, 1]}, "dataset": {"builtin": "mnist"}},
+        "dataset.builtin: Input should be",
+    ),
     (
         {"network": {"layers": [2, 1]}, "dataset": {"inline": {"x": [[0, 1], [1]], "y": [0, 1]}}},
         "rectangular",

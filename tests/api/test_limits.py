@@ -29,7 +29,38 @@ def test_a_body_over_the_limit_is_refused_before_parsing(small, counts):
     body = XOR_JOB | {"dataset": {"inline": {"x": x, "y": [0.0] * 400}}}
     r = small.post("/v1/jobs", json=body)
     assert r.status_code == 413
+    size = len(r.request.content)
+    assert r.json()["message"] == (
+        f"the request body of {size:,} bytes is over the limit of 4,096 bytes "
+        "(DELTAFLOW_MAX_REQUEST_BYTES)"
+    )
+    assert r.json()["detail"] == r.json()["message"]
     assert counts()["jobs"] == 0
+
+
+def test_a_streamed_body_is_cut_off_at_the_limit(small, counts):
+    """Without a Content-Length the body is counted as it arrives, and refused on the chunk
+    that passes the limit."""
+
+    def chunks():
+        yield b"x,y\n"
+        for _ in range(1000):
+            yield b"0.5,1\n"
+
+    headers = {"content-type": "text/csv"}
+    r = small.post("/v1/datasets", content=chunks(), params={"name": "d", "target": "y"},
+                   headers=headers)  # fmt: skip
+    assert "content-length" not in r.request.headers
+    assert r.status_code == 413
+    assert r.json()["message"] == (
+        "the request body is over the limit of 4,096 bytes (DELTAFLOW_MAX_REQUEST_BYTES)"
+    )
+    assert counts()["datasets"] == 0
+
+
+def test_a_body_within_the_limit_is_read(small):
+    r = small.post("/v1/jobs", json=XOR_JOB | {"epochs": 10})
+    assert r.status_code == 201, r.text
 
 
 @pytest.mark.parametrize(
