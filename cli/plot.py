@@ -13,8 +13,8 @@ from rich.text import Text
 
 MAX_WIDTH = 72
 HEIGHT = 12
-# The `simple` theme's first two signal colours, so the caption's keys match the lines.
-SERIES_STYLES = ("color(10)", "color(12)")
+# 256-colour codes of the loss and val_loss lines; the caption's keys use the same ones.
+SERIES_COLORS = (12, 10)  # bright blue, bright green
 
 
 def loss_plot(columns: dict[str, list], width: int) -> Text | None:
@@ -27,8 +27,8 @@ def loss_plot(columns: dict[str, list], width: int) -> Text | None:
     figure.clear()
     figure.theme("simple")  # no background colour: it reads on dark and light terminals
     figure.plot_size(min(width, MAX_WIDTH), HEIGHT)
-    for epochs, logs in series.values():
-        signal = figure.signal(epochs, logs, marker="braille")
+    for (epochs, logs), color in zip(series.values(), SERIES_COLORS, strict=False):
+        signal = figure.signal(epochs, logs, marker=plotext.marker("braille", color))
         signal.lines()
         figure.draw(signal)
     lows, highs = zip(*((min(v), max(v)) for _, v in series.values()), strict=True)
@@ -92,9 +92,9 @@ def epoch_ticks(first: int, last: int, most: int = 5) -> tuple[list[int], list[s
 
 def _caption(names: list[str]) -> Text:
     caption = Text("loss by epoch, log scale: ")
-    for i, (name, style) in enumerate(zip(names, SERIES_STYLES, strict=False)):
+    for i, (name, color) in enumerate(zip(names, SERIES_COLORS, strict=False)):
         if i:
             caption.append("  ")
-        caption.append("━━ ", style=style)
+        caption.append("━━ ", style=f"color({color})")
         caption.append(name)
     return caption

@@ -4,6 +4,7 @@ live progress bar fed by polling."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,7 +13,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from cli.client import TERMINAL, Client, CliError
@@ -29,8 +29,7 @@ def _bar(console: Console) -> Progress:
         TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
         TextColumn("loss {task.fields[loss]}"),
         TextColumn("{task.fields[status]}"),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TextColumn("ETA [cyan]{task.fields[eta]}"),
         console=console,
     )
 
@@ -42,7 +41,27 @@ def _fields(job: dict) -> dict:
         "total": job["epochs_total"],
         "loss": fmt_loss(job["latest_loss"]),
         "status": f"[{style}]{job['status']}[/]",
+        "eta": eta(job, datetime.now(UTC)),
     }
+
+
+def eta(job: dict, now: datetime) -> str:
+    """Time left at the job's average pace since it started, from the server's own clock
+    readings, so a watch that begins mid-run shows an ETA at once (rich's estimate would need
+    several polls, and the worker reports progress only once per flush)."""
+    if job["status"] in TERMINAL:
+        return "0:00:00"
+    done, total, started = job["epochs_done"], job["epochs_total"], job["started_at"]
+    if not started or done <= 0:
+        return "-:--:--"
+    moment = datetime.fromisoformat(started)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    elapsed = (now - moment).total_seconds()
+    if elapsed <= 0:
+        return "-:--:--"
+    left = round((total - done) * elapsed / done)
+    return f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
 
 
 def follow(client: Client, job_id: str, console: Console, *, show: bool = True) -> dict:
