@@ -45,7 +45,7 @@ class DatasetId(_Request):
 
 def _dataset_kind(value: Any) -> str | None:
     """The key that says which kind a dataset reference is (a model's own, when serialising)."""
-    keys = value if isinstance(value, dict) else type(value).model_fields
+    keys = value if isinstance(value, dict) else getattr(type(value), "model_fields", ())
     return next((key for key in ("builtin", "inline", "id") if key in keys), None)
 
 

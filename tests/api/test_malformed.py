@@ -112,6 +112,12 @@ CASES = {
     "job-dataset-id-not-a-uuid": job(
         422, "dataset.id: Input should be a valid UUID", dataset={"id": "42"}
     ),
+    "job-dataset-a-list": job(
+        422, "dataset: give one of {builtin: …}, {inline: {x, y}} or {id: …}", dataset=[1, 2]
+    ),
+    "job-dataset-of-no-kind": job(
+        422, "dataset: give one of {builtin: …}", dataset={"path": "/etc/passwd"}
+    ),
     "job-unknown-dataset-id": job(404, f"dataset {NO_SUCH} not found", dataset={"id": NO_SUCH}),
     # --- POST /v1/jobs: the spec ---
     "job-negative-learning-rate": job(
