@@ -90,6 +90,35 @@ def test_show_json_and_no_plot_draw_nothing(url: str, job_id: str) -> None:
         assert "log scale" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [
+        (["jobs"], list),
+        (["show", "ID"], dict),
+        (["watch", "ID"], dict),
+        (["epochs", "ID", "--points", "10"], dict),
+        (["trajectory", "ID", "--layer", "2", "--bias", "0"], dict),
+        (["batches"], list),
+        (["keys", "list"], list),  # with auth off the local user may manage keys
+    ],
+)
+def test_json_is_all_that_is_printed(url: str, job_id: str, args: list[str], kind: type) -> None:
+    argv = [job_id if a == "ID" else a for a in args]
+    result = runner.invoke(app, [*argv, "--json", "--url", url])
+    assert result.exit_code == 0, result.output
+    assert isinstance(json.loads(result.stdout), kind)
+    assert result.stderr == ""
+
+
+def test_keys_with_auth_off(url: str) -> None:
+    created = runner.invoke(app, ["keys", "create", "--name", "local", "--json", "--url", url])
+    assert created.exit_code == 0, created.output
+    record = json.loads(created.stdout)
+    assert record["key"].startswith("dfk_") and record["owner"] == "default"
+    revoked = runner.invoke(app, ["keys", "revoke", record["id"], "--json", "--url", url])
+    assert json.loads(revoked.stdout)["revoked_at"] is not None
+
+
 def test_watch_of_a_finished_job(url: str, job_id: str) -> None:
     result = runner.invoke(app, ["watch", job_id, "--url", url])
     assert result.exit_code == 0, result.output
