@@ -13,8 +13,9 @@ from fastapi import HTTPException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.dataref import BuiltinData, DatasetId, DatasetRef
 from api.errors import unprocessable
-from api.schemas import BuiltinData, DatasetCreate, DatasetId, DatasetRef
+from api.schemas import DatasetCreate
 from backprop import datasets
 from models import Dataset
 from models.arrays import dataset_sha256, to_bytes

@@ -12,7 +12,23 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+)
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields are refused, and values are strict, as in TrainSpec: a
+    number in quotes, or 0 for false, is a mistake to report rather than a value to coerce."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
 
 # JSON's 1e999 parses as infinity and Python's json reads NaN: numbers are refused unless finite.
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -100,6 +116,20 @@ Name = _text(200)
 Label = _text(100)  # what an API key is for
 TagKey = _text(100, f"^[^:{CONTROL}]*$", AfterValidator(_no_colon))
 TagValue = _text(200)
+
+
+def _key_rule_as_property_names(schema: dict[str, Any]) -> None:
+    """Pydantic documents a key pattern as patternProperties, which leave other keys free;
+    propertyNames says that every key must match."""
+    ((pattern, values),) = schema.pop("patternProperties").items()
+    schema["propertyNames"]["pattern"] = pattern
+    schema["additionalProperties"] = values
+
+
+Tags = Annotated[
+    dict[TagKey, TagValue],  # type: ignore[valid-type]
+    Field(max_length=50, json_schema_extra=_key_rule_as_property_names),
+]
 TagFilter = _text(301, f"^[^:{CONTROL}]{{1,100}}:[^{CONTROL}]*$", AfterValidator(_key_value))
 Column = _text(200)  # a CSV column name
 Cursor = _text(1000)  # base64url of a small JSON position; ours are under 300 characters

@@ -7,77 +7,28 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.fields import Epoch, Label, Name, Row, TagKey, TagValue, Targets
-from backprop.datasets import NAMES as BUILTIN_NAMES
+from api.dataref import DatasetRef
+from api.fields import Epoch, Label, Name, RequestModel, Row, Tags, Targets
 from backprop.spec import TrainSpec
 
 T = TypeVar("T")
 
 
-class _Request(BaseModel):
-    # strict, as TrainSpec is: a number in quotes or 0 for false is a mistake, not a value
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class BuiltinData(_Request):
-    """One of the built-in data sets, made deterministically from its own seed."""
-
-    builtin: Literal[BUILTIN_NAMES]  # type: ignore[valid-type]
-    seed: int = Field(0, ge=0, lt=2**32)
-    n: int | None = Field(None, ge=4, le=1_000_000, description="Samples, where the set allows.")
-    noise: float | None = Field(None, ge=0, le=10, allow_inf_nan=False)
-
-
-class InlineXY(_Request):
-    x: list[Row] = Field(min_length=1, description="One row of features per sample.")
-    y: Targets = Field(description="Targets: one number (or label), or one row, per sample.")
-
-
-class InlineData(_Request):
-    inline: InlineXY
-
-
-class DatasetId(_Request):
-    id: Annotated[uuid.UUID, Field(strict=False)]  # JSON has no UUID type: read from a string
-
-
-def _dataset_kind(value: Any) -> str | None:
-    """The key that says which kind a dataset reference is (a model's own, when serialising)."""
-    keys = value if isinstance(value, dict) else getattr(type(value), "model_fields", ())
-    return next((key for key in ("builtin", "inline", "id") if key in keys), None)
-
-
-# Told apart by their key, so that an error names the fields of the kind that was meant rather
-# than every kind's.
-DatasetRef = Annotated[
-    Annotated[BuiltinData, Tag("builtin")]
-    | Annotated[InlineData, Tag("inline")]
-    | Annotated[DatasetId, Tag("id")],
-    Discriminator(
-        _dataset_kind,
-        custom_error_type="dataset_kind",
-        custom_error_message="give one of {builtin: …}, {inline: {x, y}} or {id: …}",
-    ),
-]
-
-
-def _key_rule_as_property_names(schema: dict[str, Any]) -> None:
-    """Pydantic documents a key pattern as patternProperties, which leave other keys free;
-    propertyNames says that every key must match."""
-    ((pattern, values),) = schema.pop("patternProperties").items()
-    schema["propertyNames"]["pattern"] = pattern
-    schema["additionalProperties"] = values
+# The seed's example, in the OpenAPI document: for readers, and for the fuzzer to start from.
+XOR_X = [[0, 0], [0, 1], [1, 0], [1, 1]]
+XOR = {"name": "xor", "network": {"layers": [2, 4, 1]}, "optimizer": {"learning_rate": 2.0},
+       "epochs": 500, "snapshot_every": 100, "dataset": {"builtin": "xor"}}  # fmt: skip
 
 
 class JobCreate(TrainSpec):
     """POST /v1/jobs: every TrainSpec field, plus name, tags and dataset."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [XOR]})
+
     name: Name = "job"
-    tags: dict[TagKey, TagValue] = Field(
-        default_factory=dict, max_length=50, json_schema_extra=_key_rule_as_property_names
-    )
+    tags: Tags = Field(default_factory=dict)
     dataset: DatasetRef
 
     def spec(self) -> TrainSpec:
@@ -141,8 +92,12 @@ class EpochOut(BaseModel):
     duration_ms: float
 
 
-class BatchCreate(_Request):
+class BatchCreate(RequestModel):
     """POST /v1/batches: one job per point of the grid's cartesian product."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "lr", "base": XOR, "grid": {"seed": [1, 2]}}]}
+    )
 
     name: Name
     base: JobCreate = Field(description="A job body, as for POST /v1/jobs.")
@@ -251,8 +206,12 @@ class Health(BaseModel):
 # --- datasets ---
 
 
-class DatasetCreate(_Request):
+class DatasetCreate(RequestModel):
     """POST /v1/datasets as JSON. Content already stored for the caller is not stored again."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "xor", "x": XOR_X, "y": [0, 1, 1, 0]}]}
+    )
 
     name: Name
     x: list[Row] = Field(
@@ -280,8 +239,10 @@ class DatasetOut(BaseModel):
 MAX_PREDICT_ROWS = 10_000
 
 
-class PredictIn(_Request):
+class PredictIn(RequestModel):
     """POST /v1/jobs/{id}/predict: inputs, one row of n_0 features per sample."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"x": XOR_X}]})
 
     x: list[Row] = Field(
         min_length=1, max_length=MAX_PREDICT_ROWS, description="Inputs a^0, one row per sample."
@@ -340,7 +301,7 @@ Owner = Annotated[
 ]
 
 
-class KeyCreate(_Request):
+class KeyCreate(RequestModel):
     name: Label = Field(description="What the key is for.")
     owner: Owner | None = Field(None, description="Whose jobs the key acts on; default: yours.")
     admin: bool = Field(False, description="Whether the key may create, list and revoke keys.")
