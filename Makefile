@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint format demo up screenshots bench clean
+.PHONY: test lint format demo up screenshots bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ screenshots: $(STAMP)
 	mkdir -p docs/screenshots
 	cp var/screenshots/jobs.png var/screenshots/job.png var/screenshots/job-moons.png \
 		var/screenshots/batch.png docs/screenshots/
+
+# A long fuzz of the whole API (tests/api/test_fuzz.py; CI runs it with a few examples per
+# operation). FUZZ_EXAMPLES sets how many; PostgreSQL and Redis are needed for the second set-up.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(STAMP)
+	DELTAFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/api/test_fuzz.py
 
 $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
