@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 from celery import Celery
 from fastapi import Header, HTTPException
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -92,7 +92,12 @@ def _printable(key: str) -> str:
 
 
 IdempotencyKey = Annotated[
-    Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable)]
+    Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=200),
+        Field(json_schema_extra={"pattern": r"^[\x20-\x7e]+$"}),
+        AfterValidator(_printable),
+    ]
     | None,
     Header(
         alias="Idempotency-Key",
