@@ -126,6 +126,7 @@ def test_keys_and_passwords_are_required(compose_bin: Path, env_file: Path) -> N
         assert SECRETS["REDIS_PASSWORD"] in environment["DELTAFLOW_BROKER_URL"], name
     key = services["api"]["environment"]["DELTAFLOW_BOOTSTRAP_KEY"]
     assert key == SECRETS["DELTAFLOW_BOOTSTRAP_KEY"]
+    assert services["api"]["environment"]["DELTAFLOW_METRICS"] == "key"
     assert not any(
         "DELTAFLOW_BOOTSTRAP_KEY" in services[n]["environment"] for n in ("worker", "reaper")
     )
