@@ -14,7 +14,6 @@ from api import auth, errors, limits
 from api.logs import configure as configure_logging
 from api.routes import batches, dashboard, datasets, health, history, job_actions, jobs, keys
 from api.routes.metrics import mount as mount_metrics
-from api.schemas import Problem
 from models import make_engine, session_factory
 from settings import Settings, get_settings
 from worker.celery_app import make_celery
@@ -65,7 +64,7 @@ def _v1_access(settings: Settings) -> dict:
         return {}
     return {
         "dependencies": [Depends(auth.bearer)],
-        "responses": {401: {"model": Problem, "description": "No valid API key."}},
+        "responses": errors.problems(401),
     }
 
 

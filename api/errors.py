@@ -14,6 +14,8 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 # What each error status means, for the `responses=` of the routes that can answer it.
 MEANINGS = {
+    401: "No valid API key: missing, malformed, unknown or revoked; `message` says which.",
+    403: "The API key is valid but may not do this (managing keys needs an admin key).",
     404: "No such resource for this caller; `message` names it.",
     409: "The request conflicts with the resource's state; `message` says how.",
     413: "The body is larger than DELTAFLOW_MAX_REQUEST_BYTES; nothing of it was parsed.",

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from api import auth, pagination
 from api.deps import AdminDep, SessionDep
+from api.errors import problems
 from api.schemas import KeyCreate, KeyCreated, KeyOut, Page
 from models import ApiKey, utcnow
 
@@ -19,7 +20,7 @@ KeyId = Annotated[uuid.UUID, Path(description="The key's id (not the key).")]
 PREFIX_CHARS = 12  # "dfk_" and 8 random characters: enough to tell keys apart, useless to guess
 
 
-@router.post("", status_code=201, response_model=KeyCreated)
+@router.post("", status_code=201, response_model=KeyCreated, responses=problems(403, 413, 422))
 def create_key(body: KeyCreate, session: SessionDep, caller: AdminDep, response: Response):
     """A new random key for `owner` (default: the caller's). The response is the only place the
     key ever appears: store it now."""
@@ -37,7 +38,7 @@ def create_key(body: KeyCreate, session: SessionDep, caller: AdminDep, response:
     return KeyCreated(**KeyOut.model_validate(row).model_dump(), key=key)
 
 
-@router.get("", response_model=Page[KeyOut])
+@router.get("", response_model=Page[KeyOut], responses=problems(403, 422))
 def list_keys(
     session: SessionDep,
     _caller: AdminDep,
@@ -50,7 +51,7 @@ def list_keys(
     return pagination.newest_first(session, select(ApiKey), ApiKey, limit, cursor)
 
 
-@router.delete("/{key_id}", response_model=KeyOut)
+@router.delete("/{key_id}", response_model=KeyOut, responses=problems(403, 404, 422))
 def revoke_key(key_id: KeyId, session: SessionDep, _caller: AdminDep) -> ApiKey:
     """Revoke a key: from the next request on it answers 401. Revoking twice changes nothing."""
     with session.begin():
