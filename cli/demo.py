@@ -77,7 +77,9 @@ def report(history: dict, console: Console, database: str) -> None:
     )
     console.print(f"stored in {database}", markup=False, soft_wrap=True)
     console.print(
-        f"see it again: deltaflow up, then deltaflow show {job['id'][:8]}", soft_wrap=True
+        f"see it again: deltaflow up, then deltaflow show {job['id'][:8]} "
+        f"or open http://127.0.0.1:8000/#/jobs/{job['id']}",
+        soft_wrap=True,
     )
 
 

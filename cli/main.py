@@ -75,6 +75,7 @@ def up_record(stack: Stack, settings: Settings) -> dict:
     return {
         "url": stack.url,
         "docs": f"{stack.url}/docs",
+        "dashboard": f"{stack.url}/",
         "auth": settings.auth,
         "workers": stack.workers,
         "database": describe_database(settings),
@@ -85,6 +86,7 @@ def up_record(stack: Stack, settings: Settings) -> dict:
 def print_up(stack: Stack, settings: Settings) -> None:
     url = stack.url
     console.print(f"[bold green]deltaflow is up[/] with {stack.workers} worker(s) and a reaper")
+    console.print(f"  dashboard {url}/", highlight=False)
     console.print(f"  API       {url}\n  docs      {url}/docs", highlight=False)
     console.print(f"  database  {describe_database(settings)}", markup=False)
     console.print(f"  broker    {describe_broker(settings)}", markup=False)
