@@ -16,7 +16,7 @@ from api.routes import batches, dashboard, datasets, health, history, job_action
 from api.routes.metrics import mount as mount_metrics
 from models import make_engine, session_factory
 from settings import Settings, get_settings
-from worker.celery_app import make_celery
+from worker.celery_app import make_celery, release_broker
 
 log = logging.getLogger("deltaflow.api")
 V1_ROUTERS = (jobs, history, job_actions, datasets, batches, keys)
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_format)  # uvicorn set its loggers up before
         _announce_auth(settings)
         yield
+        release_broker(app.state.celery, settings)
         engine.dispose()
 
     app = FastAPI(

@@ -91,6 +91,16 @@ def publish(app: Celery, job_id: uuid.UUID) -> None:
     app.send_task(TASK_TRAIN, args=[str(job_id)], queue=QUEUE)
 
 
+def release_broker(app: Celery, settings: Settings) -> None:
+    """Close `app`'s broker connections, and the embedded broker's cached SQLite engine."""
+    url = app.connection_for_write().hostname  # a Connection object; nothing connects
+    app.close()
+    if settings.embedded_broker:
+        from worker import embedded_broker
+
+        embedded_broker.release(url)
+
+
 def prepare_broker(app: Celery, settings: Settings) -> None:
     """Before workers start: the embedded broker's file in WAL mode and its queue declared
     once (two workers declaring it on a fresh file race on a UNIQUE constraint)."""
@@ -103,6 +113,7 @@ def prepare_broker(app: Celery, settings: Settings) -> None:
         db.execute("PRAGMA journal_mode=WAL")
     with app.connection_for_write() as conn:
         Queue(QUEUE, routing_key=QUEUE)(conn.default_channel).declare()
+    release_broker(app, settings)
 
 
 app = make_celery()

@@ -70,3 +70,14 @@ class Channel(SqlaChannel):
 class Transport(SqlaTransport):
     Channel = Channel
     polling_interval = 0.1
+
+
+def release(url: str) -> None:
+    """Dispose the engine this process cached for the broker file at `url`, for a process
+    done with that broker (an API shutting down; a test that made its own). Without this, a
+    process that meets many broker files keeps every one of them open."""
+    with _MUTEX:
+        cached = Channel._engines.pop(url, None)
+        Channel._inodes.pop(url, None)
+    if cached is not None:
+        cached[0].dispose()

@@ -10,35 +10,26 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from api.app import create_app
 from models import ApiKey, Base, Job
 from models.migrate import upgrade
 from settings import Settings
+from tests.api.setups import SETUPS, setup_settings
 from tests.conftest import XOR_JOB
 from worker.celery_app import make_celery, prepare_broker
 
 BOOTSTRAP = "bootstrap-" + "k" * 32
 
 
-@pytest.fixture(params=["embedded", "postgresql+redis"])
-def setup(request, tmp_path) -> dict:
-    """Settings fields for one of deltaflow's two set-ups."""
-    if request.param == "embedded":
-        return {"database_url": f"sqlite:///{tmp_path}/deltaflow.db", "home": tmp_path}
-    return {
-        "database_url": request.getfixturevalue("postgres_url"),
-        "broker_url": request.getfixturevalue("redis_url"),
-    }
-
-
-@pytest.fixture
-def settings(setup) -> Settings:
-    s = Settings(**setup, auth="required", bootstrap_key=BOOTSTRAP, bootstrap_owner="ops")
-    upgrade(s.database_url)
-    prepare_broker(make_celery(s), s)
-    return s
+@pytest.fixture(params=SETUPS)
+def settings(request, tmp_path) -> Settings:
+    s = setup_settings(request, tmp_path)
+    return s.model_copy(
+        update={"auth": "required", "bootstrap_key": SecretStr(BOOTSTRAP), "bootstrap_owner": "ops"}
+    )
 
 
 @pytest.fixture

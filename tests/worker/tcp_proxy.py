@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import select
+import selectors
 import socket
 import threading
 
@@ -41,16 +41,20 @@ class Proxy:
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
-        try:
-            while True:
-                ready, _, _ = select.select([a, b], [], [], 0.5)
-                for sock in ready:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    (b if sock is a else a).sendall(data)
-        except (OSError, ValueError):
-            return
-        finally:
-            a.close()
-            b.close()
+        # selectors (epoll), not select.select: a long test process may hold descriptors
+        # numbered above 1024, which select() refuses.
+        with selectors.DefaultSelector() as sel:
+            sel.register(a, selectors.EVENT_READ, b)
+            sel.register(b, selectors.EVENT_READ, a)
+            try:
+                while a.fileno() != -1 and b.fileno() != -1:  # -1: `cut` closed them
+                    for key, _ in sel.select(0.5):
+                        data = key.fileobj.recv(65536)
+                        if not data:
+                            return
+                        key.data.sendall(data)
+            except (OSError, ValueError):
+                return
+            finally:
+                a.close()
+                b.close()
