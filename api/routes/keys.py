@@ -12,6 +12,7 @@ from sqlalchemy import select
 from api import auth, pagination
 from api.deps import AdminDep, SessionDep
 from api.errors import problems
+from api.fields import CursorQuery
 from api.schemas import KeyCreate, KeyCreated, KeyOut, Page
 from models import ApiKey, utcnow
 
@@ -42,10 +43,8 @@ def create_key(body: KeyCreate, session: SessionDep, caller: AdminDep, response:
 def list_keys(
     session: SessionDep,
     _caller: AdminDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Items per page.")] = 50,
+    cursor: CursorQuery = None,
 ):
     """Every key, revoked ones included, newest first; never the keys themselves."""
     return pagination.newest_first(session, select(ApiKey), ApiKey, limit, cursor)
