@@ -6,8 +6,8 @@ import contextlib
 import os
 import uuid
 
-from billiard import process
 from celery.signals import task_postrun, task_prerun, worker_process_init, worker_shutting_down
+from celery.worker import state
 
 from worker.celery_app import TASK_TRAIN, app
 from worker.context import RELEASE_SIGNAL, catch_release_signal, runner, worker_process_setup
@@ -21,11 +21,14 @@ def _setup_process(**_kwargs) -> None:
 
 @worker_shutting_down.connect
 def _release_running_jobs(**_kwargs) -> None:
-    """On SIGTERM the main process waits for running tasks; telling the pool processes makes
-    each one checkpoint and release its job within an epoch instead of finishing it."""
-    for child in process.active_children():
+    """On SIGTERM the main process waits for running tasks; telling the pool processes that run
+    one makes each checkpoint and release its job within an epoch instead of finishing it. An
+    idle pool process is not told: it has no handler of ours yet, and billiard's own would
+    end it abruptly (exit code 70) while the pool is closing it anyway."""
+    busy = {request.worker_pid for request in list(state.active_requests) if request.worker_pid}
+    for pid in busy:
         with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
-            os.kill(child.pid, RELEASE_SIGNAL)
+            os.kill(pid, RELEASE_SIGNAL)
 
 
 @task_prerun.connect

@@ -298,6 +298,23 @@ def test_a_stopped_worker_hands_its_job_over(tmp_path, request):
         stack.stop()
 
 
+def test_an_idle_worker_stops_cleanly(tmp_path, request):
+    """SIGTERM to a worker whose pool process never ran a job: it exits 0, and no pool
+    process ends abruptly (the release signal goes to busy pool processes only)."""
+    stack = start(env_for("embedded", tmp_path, request), tmp_path, workers=1)
+    try:
+        log = tmp_path / "logs" / "worker-1.log"
+        deadline = time.monotonic() + 30
+        while "ready." not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker = stack.processes["worker-1"]
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        assert "exited with" not in log.read_text(), log.read_text()
+    finally:
+        stack.stop()
+
+
 def test_a_crash_between_commit_and_publish(kind, tmp_path, request):
     env = env_for(kind, tmp_path, request, DELTAFLOW_FAULT_DROP_PUBLISH="1")
     stack = start(env, tmp_path)
