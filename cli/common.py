@@ -58,6 +58,30 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def run() -> None:
+    """The `deltaflow` entry point: the typer app, with usage errors (an unknown command or
+    option, a missing argument) as one line too, and click's exit code 2 for them."""
+    try:
+        code = app(prog_name="deltaflow", standalone_mode=False)
+    except Exception as exc:
+        if not _is_click_error(exc):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # the help text, as `deltaflow` alone asks for
+        else:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            errors.print(f"error: {exc.format_message()}{hint}", style="red", markup=False)
+        code = exc.exit_code
+    sys.exit(code or 0)
+
+
+def _is_click_error(exc: Exception) -> bool:
+    # typer runs on a copy of click that it does not export, so its exceptions are known by
+    # click's interface (format_message, exit_code) rather than by class.
+    return callable(getattr(exc, "format_message", None)) and hasattr(exc, "exit_code")
+
+
 def print_json(data: Any, *, compact: bool = False) -> None:
     """Indented for people, or one line (compact) for a reader of a long-running command."""
     print(json.dumps(data, indent=None if compact else 2), flush=True)

@@ -20,6 +20,7 @@ from cli.common import (
     friendly,
     print_json,
     read_json_object,
+    run,
 )
 from cli.demo import run_demo
 from cli.local import (
@@ -188,4 +189,4 @@ def cancel(
 from cli import browse, history, keys, sweep  # noqa: E402, F401
 
 if __name__ == "__main__":
-    app(prog_name="deltaflow")
+    run()

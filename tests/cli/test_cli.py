@@ -176,3 +176,23 @@ def test_demo_trains_and_reports(tmp_path: Path) -> None:
     assert "succeeded" in done.stdout
     assert "300/300" in done.stdout
     assert str(tmp_path / "demo.db") in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "sentence"),
+    [
+        (["jobs", "--bogus"], "No such option: --bogus (see 'deltaflow jobs --help')"),
+        (["jobz"], "No such command 'jobz'"),
+        (["show"], "Missing argument"),
+    ],
+)
+def test_usage_errors_are_one_line_too(argv, sentence):
+    """The installed entry point (cli.main:run), not typer's test runner: typer's own usage
+    errors are a multi-line box unless run() turns them into a line."""
+    entry = "from cli.main import run; run()"
+    done = subprocess.run(
+        [sys.executable, "-c", entry, *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("error: ") and sentence in done.stderr, done.stderr
