@@ -15,12 +15,12 @@ import uuid
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
-from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.errors import problem
 from models import DEFAULT_OWNER, ApiKey
 from settings import Settings
 
@@ -70,8 +70,7 @@ class RequireKey:
         try:
             caller = await run_in_threadpool(_identify, request)
         except HTTPException as exc:
-            body = {"detail": exc.detail, "message": exc.detail}
-            response = JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+            response = problem(exc.status_code, exc.detail, exc.headers)
             return await response(scope, receive, send)
         scope.setdefault("state", {})["caller"] = caller
         return await self.app(scope, receive, send)

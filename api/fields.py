@@ -133,6 +133,7 @@ Tags = Annotated[
 TagFilter = _text(301, f"^[^:{CONTROL}]{{1,100}}:[^{CONTROL}]*$", AfterValidator(_key_value))
 Column = _text(200)  # a CSV column name
 Cursor = _text(1000)  # base64url of a small JSON position; ours are under 300 characters
+PageLimit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
 CursorQuery = Annotated[
     Cursor | None,  # type: ignore[operator]
     Query(description="`next_cursor` of the previous page."),

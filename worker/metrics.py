@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -95,11 +95,18 @@ class Recorder:
         self.saved_at = time.monotonic()
         self._in_db = True
 
-    def save(self, sessions: sessionmaker[Session], more: dict[str, Any] | None = None) -> None:
-        """Write the row in a transaction of its own."""
+    def save(
+        self,
+        sessions: sessionmaker[Session],
+        more: dict[str, Any] | None = None,
+        also: Callable[[Session], object] | None = None,
+    ) -> None:
+        """Write the row in a transaction of its own, with `also`'s work if given."""
         with self.lock:
             with sessions.begin() as s:
                 totals = self.write(s, more)
+                if also is not None:
+                    also(s)
             self.written(totals)
 
     def due(self, every: float, quiet: float) -> bool:

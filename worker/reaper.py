@@ -107,11 +107,7 @@ def record_pass(
     """Count a pass's work in the reaper's row, and fold long-gone processes' rows, in one
     transaction (the row's last_seen_at says the reaper is alive)."""
     actions = {"requeued": 0, "failed": 0, "republished": 0, "purged": 0} | dict(done)
-    with recorder.lock:
-        with sessions.begin() as s:
-            totals = recorder.write(s, {"reaper_actions": actions})
-            retire(s, retire_before)
-        recorder.written(totals)
+    recorder.save(sessions, {"reaper_actions": actions}, also=lambda s: retire(s, retire_before))
 
 
 def main() -> None:

@@ -8,14 +8,14 @@ import uuid
 from collections import Counter
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Response
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api import batches, datasets, limits, pagination, submission
 from api.deps import CeleryDep, OwnerDep, SessionDep, SettingsDep
 from api.errors import problems
-from api.fields import CursorQuery
+from api.fields import CursorQuery, PageLimit
 from api.schemas import (
     BatchCreate,
     BatchCreated,
@@ -153,7 +153,7 @@ def _job_name(name: str, point: dict) -> str:
 def list_batches(
     session: SessionDep,
     owner: OwnerDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: PageLimit = 50,
     cursor: CursorQuery = None,
 ):
     """Batches, newest first."""

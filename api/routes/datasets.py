@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from api import datasets, pagination
 from api.deps import OwnerDep, SessionDep
 from api.errors import problems, unprocessable
-from api.fields import Column, CursorQuery, Name
+from api.fields import Column, CursorQuery, Name, PageLimit
 from api.schemas import DatasetCreate, DatasetOut, Page
 from models import Dataset
 
@@ -26,7 +26,6 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 MEDIA_TYPES = ("application/json", "text/csv")
 
 DatasetIdPath = Annotated[uuid.UUID, Path(description="The data set's id.")]
-Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
 CsvName = Annotated[Name | None, Query(description="text/csv only: the data set's name.")]
 Targets = Annotated[
     list[Column] | None,
@@ -99,7 +98,7 @@ def upload(
 
 @router.get("", response_model=Page[DatasetOut], responses=problems(422))
 def list_datasets(
-    session: SessionDep, owner: OwnerDep, limit: Limit = 50, cursor: CursorQuery = None
+    session: SessionDep, owner: OwnerDep, limit: PageLimit = 50, cursor: CursorQuery = None
 ):
     """The caller's data sets, newest first."""
     query = select(Dataset).where(Dataset.owner == owner)

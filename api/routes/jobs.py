@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api import datasets, limits, listing, submission
 from api.deps import CeleryDep, OwnerDep, SessionDep, SettingsDep, get_job
 from api.errors import problems, unprocessable
-from api.fields import CursorQuery, IsoTime, Name, TagFilter
+from api.fields import CursorQuery, IsoTime, Name, PageLimit, TagFilter
 from api.schemas import AttemptOut, JobCreate, JobDetail, JobOut, Page
 from backprop import data
 from models import JOB_STATUSES, Job, JobAttempt
@@ -21,7 +21,6 @@ from settings import Settings
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 JobId = Annotated[uuid.UUID, Path(description="The job's id.")]
-Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
 JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
 
 
@@ -97,7 +96,7 @@ def list_jobs(
     created_after: IsoTime | None = None,
     created_before: IsoTime | None = None,
     order_by: listing.Order = "-created_at",
-    limit: Limit = 50,
+    limit: PageLimit = 50,
     cursor: CursorQuery = None,
 ):
     """Jobs, filtered, newest first unless `order_by` says otherwise."""

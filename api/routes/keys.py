@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Response
 from sqlalchemy import select
 
 from api import auth, pagination
 from api.deps import AdminDep, SessionDep
 from api.errors import problems
-from api.fields import CursorQuery
+from api.fields import CursorQuery, PageLimit
 from api.schemas import KeyCreate, KeyCreated, KeyOut, Page
 from models import ApiKey, utcnow
 
@@ -43,7 +43,7 @@ def create_key(body: KeyCreate, session: SessionDep, caller: AdminDep, response:
 def list_keys(
     session: SessionDep,
     _caller: AdminDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="Items per page.")] = 50,
+    limit: PageLimit = 50,
     cursor: CursorQuery = None,
 ):
     """Every key, revoked ones included, newest first; never the keys themselves."""

@@ -11,15 +11,9 @@ import numpy as np
 import pytest
 
 from tests.browser.conftest import finished, shoot, submit, wait_for
+from tests.conftest import XOR_JOB
 
-XOR = {
-    "name": "xor",
-    "network": {"layers": [2, 4, 1]},
-    "optimizer": {"learning_rate": 2.0},
-    "epochs": 1500,
-    "snapshot_every": 50,
-    "dataset": {"builtin": "xor"},
-}
+XOR = XOR_JOB | {"epochs": 1500}
 MOONS = {
     "name": "moons",
     "network": {"layers": [2, 8, 8, 2], "activation": "tanh", "output_activation": "softmax"},
