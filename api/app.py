@@ -14,7 +14,7 @@ from api import auth, errors, limits
 from api.logs import configure as configure_logging
 from api.routes import batches, dashboard, datasets, health, history, job_actions, jobs, keys
 from api.routes.metrics import mount as mount_metrics
-from models import make_engine, session_factory
+from models.db import make_engine, session_factory
 from settings import Settings, get_settings
 from worker.celery_app import make_celery, release_broker
 

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import problem
-from models import DEFAULT_OWNER, ApiKey
+from models.tables import DEFAULT_OWNER, ApiKey
 from settings import Settings
 
 KEY_PREFIX = "dfk_"

@@ -17,8 +17,8 @@ from api.dataref import BuiltinData, DatasetId, DatasetRef
 from api.errors import unprocessable
 from api.schemas import DatasetCreate
 from backprop import datasets
-from models import Dataset
 from models.arrays import dataset_sha256, to_bytes
+from models.tables import Dataset
 
 RAGGED = "inline x and y must be rectangular: every row the same length"
 

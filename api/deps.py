@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from api.auth import Caller, authenticate
-from models import Job
+from models.tables import Job
 from settings import Settings
 
 

@@ -14,9 +14,9 @@ from sqlalchemy import LargeBinary, func, select
 from sqlalchemy.orm import Session
 
 from api.errors import unprocessable
-from models import Snapshot
 from models.arrays import Layout
 from models.bulk import epoch_columns
+from models.tables import Snapshot
 
 FIELDS = (
     "loss",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from api import pagination
 from api.errors import unprocessable
-from models import Job, JobTag
+from models.tables import Job, JobTag
 
 Order = Literal["created_at", "-created_at", "final_loss", "-final_loss"]
 

@@ -25,7 +25,8 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import JOB_STATUSES, Job, ProcessMetrics, add_counters, utcnow
+from models.base import utcnow
+from models.tables import JOB_STATUSES, Job, ProcessMetrics, add_counters
 
 REAPER_ACTIONS = ("requeued", "failed", "republished", "purged")
 

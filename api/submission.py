@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from api.schemas import JobCreate, Problem
 from backprop.spec import TrainSpec
-from models import Batch, Job, JobTag, utcnow
+from models.base import utcnow
+from models.tables import Batch, Job, JobTag
 from worker.celery_app import publish
 
 log = logging.getLogger(__name__)

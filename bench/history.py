@@ -28,9 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.datasets import store
 from backprop import TrainSpec, datasets
 from cli.services import Stack
-from models import Epoch, Job, JobTag, make_engine, session_factory
 from models.bulk import insert_ignore_rows
+from models.db import make_engine, session_factory
 from models.migrate import upgrade
+from models.tables import Epoch, Job, JobTag
 from settings import Settings
 from tests.conftest import free_port
 from worker.runner import Runner

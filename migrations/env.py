@@ -4,8 +4,8 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from models import Base, make_engine
-from models.base import UtcDateTime
+from models.base import Base, UtcDateTime
+from models.db import make_engine
 from settings import get_settings
 
 config = context.config

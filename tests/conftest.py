@@ -92,7 +92,7 @@ def database_url(request) -> str:
 @pytest.fixture
 def sessions(settings):
     """Sessions on the database of the directory's `settings` fixture."""
-    from models import make_engine, session_factory
+    from models.db import make_engine, session_factory
 
     engine = make_engine(settings.database_url)
     yield session_factory(engine)

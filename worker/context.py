@@ -8,7 +8,7 @@ from functools import cache
 
 from threadpoolctl import threadpool_limits
 
-from models import make_engine, session_factory
+from models.db import make_engine, session_factory
 from settings import get_settings
 from worker.metrics import start_heartbeat
 from worker.runner import Runner

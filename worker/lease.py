@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from models import Checkpoint, Job, JobAttempt, utcnow
+from models.base import utcnow
+from models.tables import Checkpoint, Job, JobAttempt
 
 
 @dataclass(frozen=True)

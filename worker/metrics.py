@@ -27,7 +27,8 @@ import numpy as np
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import ProcessMetrics, add_counters, utcnow
+from models.base import utcnow
+from models.tables import ProcessMetrics, add_counters
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,10 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from backprop import EpochResult, Trainer
-from models import Checkpoint, Epoch, Snapshot, utcnow
 from models.arrays import pack, to_bytes, unpack
+from models.base import utcnow
 from models.bulk import insert_ignore_rows, upsert
+from models.tables import Checkpoint, Epoch, Snapshot
 from worker.metrics import histogram
 
 

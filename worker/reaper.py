@@ -20,7 +20,9 @@ from celery import Celery
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Job, make_engine, session_factory, utcnow
+from models.base import utcnow
+from models.db import make_engine, session_factory
+from models.tables import Job
 from settings import Settings, get_settings
 from worker import logs
 from worker.celery_app import make_celery, publish

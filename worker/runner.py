@@ -28,8 +28,8 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backprop import Diverged, Trainer, TrainSpec
-from models import Checkpoint, Job
 from models.bulk import dataset_arrays
+from models.tables import Checkpoint, Job
 from settings import Settings
 from worker import lease as leases
 from worker.datacache import DataCache

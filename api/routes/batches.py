@@ -24,7 +24,7 @@ from api.schemas import (
     Page,
     Retried,
 )
-from models import TERMINAL_STATUSES, Batch, Job
+from models.tables import TERMINAL_STATUSES, Batch, Job
 from settings import Settings
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])

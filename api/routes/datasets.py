@@ -19,7 +19,7 @@ from api.deps import OwnerDep, SessionDep
 from api.errors import problems, unprocessable
 from api.fields import Column, CursorQuery, Name, PageLimit
 from api.schemas import DatasetCreate, DatasetOut, Page
-from models import Dataset
+from models.tables import Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 

@@ -24,8 +24,8 @@ from api.schemas import (
     SnapshotOut,
     TrajectoryOut,
 )
-from models import Job, Snapshot
 from models.arrays import Layout
+from models.tables import Job, Snapshot
 
 router = APIRouter(prefix="/v1/jobs", tags=["history"])
 

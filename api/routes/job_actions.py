@@ -29,8 +29,9 @@ from api.schemas import (
 )
 from backprop.network import Network
 from backprop.spec import TrainSpec
-from models import TERMINAL_STATUSES, Checkpoint, Epoch, Job, JobTag, Snapshot, utcnow
 from models.arrays import Layout
+from models.base import utcnow
+from models.tables import TERMINAL_STATUSES, Checkpoint, Epoch, Job, JobTag, Snapshot
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

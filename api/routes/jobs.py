@@ -15,7 +15,7 @@ from api.errors import problems, unprocessable
 from api.fields import CursorQuery, IsoTime, Name, PageLimit, TagFilter
 from api.schemas import AttemptOut, JobCreate, JobDetail, JobOut, Page
 from backprop import data
-from models import JOB_STATUSES, Job, JobAttempt
+from models.tables import JOB_STATUSES, Job, JobAttempt
 from settings import Settings
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

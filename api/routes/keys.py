@@ -14,7 +14,8 @@ from api.deps import AdminDep, SessionDep
 from api.errors import problems
 from api.fields import CursorQuery, PageLimit
 from api.schemas import KeyCreate, KeyCreated, KeyOut, Page
-from models import ApiKey, utcnow
+from models.base import utcnow
+from models.tables import ApiKey
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 KeyId = Annotated[uuid.UUID, Path(description="The key's id (not the key).")]

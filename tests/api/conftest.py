@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from models import Dataset, Epoch, Job, Snapshot
 from models.migrate import upgrade
+from models.tables import Dataset, Epoch, Job, Snapshot
 from settings import Settings
 from tests.conftest import XOR_JOB
 from worker.celery_app import make_celery, prepare_broker

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import update
 
-from models import Job
+from models.tables import Job
 from tests.conftest import XOR_JOB
 from worker.runner import Runner
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 
-from models import Epoch, Job, Snapshot
+from models.tables import Epoch, Job, Snapshot
 from tests.conftest import XOR_JOB
 from worker.runner import Runner
 

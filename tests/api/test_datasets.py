@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from api.datasets import store
-from models import Dataset
+from models.tables import Dataset
 
 XOR = {"name": "xor", "x": [[0, 0], [0, 1], [1, 0], [1, 1]], "y": [0, 1, 1, 0]}
 

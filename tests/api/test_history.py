@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from models import Job
+from models.tables import Job
 from tests.conftest import XOR_JOB
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.routes import job_actions
-from models import Checkpoint, Epoch, Job, JobTag, Snapshot
+from models.tables import Checkpoint, Epoch, Job, JobTag, Snapshot
 from tests.api.conftest import XOR_JOB
 from worker.runner import Runner
 

@@ -183,7 +183,7 @@ def test_a_failed_publish_keeps_the_job_for_the_reaper(tmp_path, counts):
 def test_tags_are_kept(client, sessions):
     from sqlalchemy import select
 
-    from models import JobTag
+    from models.tables import JobTag
 
     job = client.post("/v1/jobs", json=XOR_JOB | {"tags": {"team": "ml", "try": "3"}}).json()
     assert job["tags"] == {"team": "ml", "try": "3"}

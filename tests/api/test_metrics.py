@@ -9,7 +9,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from api.app import create_app
-from models import Epoch, Job
+from models.tables import Epoch, Job
 from tests.conftest import XOR_JOB
 
 BOOTSTRAP = "bootstrap-" + "m" * 32

@@ -22,8 +22,9 @@ from sqlalchemy import func, select
 
 from backprop import Trainer, TrainSpec, datasets
 from cli.services import Stack
-from models import Epoch, Job, JobAttempt, Snapshot, make_engine, session_factory
 from models.arrays import Layout
+from models.db import make_engine, session_factory
+from models.tables import Epoch, Job, JobAttempt, Snapshot
 from settings import Settings
 from tests.conftest import free_port
 from worker.celery_app import make_celery, publish

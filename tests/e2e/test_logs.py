@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from cli.services import Stack, worker_command
-from models import Epoch, make_engine, session_factory
+from models.db import make_engine, session_factory
+from models.tables import Epoch
 from tests.conftest import XOR_JOB, free_port
 from tests.e2e.test_service import wait_terminal
 

@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from backprop import Trainer, TrainSpec, datasets
 from cli.services import Stack
-from models import Epoch, Snapshot, make_engine, session_factory
 from models.arrays import Layout
+from models.db import make_engine, session_factory
+from models.tables import Epoch, Snapshot
 from tests.conftest import free_port
 
 BODY = {

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from models import Dataset, Epoch, Job, make_engine, session_factory
 from models.bulk import epoch_columns, insert_ignore_rows
+from models.db import make_engine, session_factory
 from models.migrate import upgrade
+from models.tables import Dataset, Epoch, Job
 
 L = 3
 

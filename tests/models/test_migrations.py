@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from sqlalchemy import inspect
 
-from models import Base, make_engine
 from models.arrays import dataset_sha256, from_bytes, pack, to_bytes, unpack
+from models.base import Base
+from models.db import make_engine
 from models.migrate import downgrade, upgrade
 
 TABLES = {

@@ -8,8 +8,9 @@ from sqlalchemy import update
 
 from api.datasets import materialise, store
 from api.schemas import JobCreate
-from models import Job, utcnow
+from models.base import utcnow
 from models.migrate import upgrade
+from models.tables import Job
 from settings import Settings
 from tests.conftest import XOR_JOB
 

@@ -10,7 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, update
 
 from api.metrics import exposition
-from models import Epoch, Job, ProcessMetrics, utcnow
+from models.base import utcnow
+from models.tables import Epoch, Job, ProcessMetrics
 from worker.celery_app import make_celery
 from worker.metrics import RETIRED, Recorder, histogram, retire
 from worker.reaper import reap_once, record_pass

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from models import Job, utcnow
+from models.base import utcnow
+from models.tables import Job
 from settings import Settings
 from worker.celery_app import make_celery, prepare_broker
 from worker.reaper import purge_consumed, reap_once

@@ -9,8 +9,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from models import Checkpoint, Job, JobAttempt, make_engine, session_factory
+from models.db import make_engine, session_factory
 from models.migrate import upgrade
+from models.tables import Checkpoint, Job, JobAttempt
 from settings import Settings
 from tests.worker.conftest import XOR
 from tests.worker.tcp_proxy import Proxy

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from backprop import Trainer, TrainSpec, datasets
-from models import Checkpoint, Epoch, Job, Snapshot, utcnow
 from models.arrays import Layout
+from models.base import utcnow
+from models.tables import Checkpoint, Epoch, Job, Snapshot
 from tests.worker.conftest import XOR
 from worker.runner import Runner
 
