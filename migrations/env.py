@@ -4,8 +4,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from models.base import Base, UtcDateTime
+from models.base import UtcDateTime
 from models.db import make_engine
+from models.tables import Base  # the tables, registered on its metadata
 from settings import get_settings
 
 config = context.config

@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -23,10 +24,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.arrays import from_bytes
 from models.base import Base, UtcDateTime, utcnow
+from models.status import JobStatus
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 DEFAULT_OWNER = "default"
+
+
+# VARCHAR(16) holding the enum's values (not its member names), as the first migration made it.
+STATUS = Enum(
+    JobStatus, native_enum=False, length=16, values_callable=lambda kind: [s.value for s in kind]
+)
 
 
 class Dataset(Base):
@@ -80,7 +86,7 @@ class Job(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint(f"status IN {JOB_STATUSES}", name="status"),
+        CheckConstraint(f"status IN {tuple(s.value for s in JobStatus)}", name="status"),
         Index("ix_jobs_owner_created_at_id", "owner", "created_at", "id"),
         Index("ix_jobs_owner_final_loss_id", "owner", "final_loss", "id"),
         Index("ix_jobs_status_published_at", "status", "published_at"),
@@ -95,7 +101,7 @@ class Job(Base):
     dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("datasets.id"), index=True)
     batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id"), index=True)
     grid_point: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # its batch's values
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[JobStatus] = mapped_column(STATUS, default=JobStatus.QUEUED)
     epochs_total: Mapped[int]
     epochs_done: Mapped[int] = mapped_column(default=0)
     latest_loss: Mapped[float | None] = mapped_column(Float)

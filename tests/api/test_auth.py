@@ -14,9 +14,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from api.app import create_app
-from models.base import Base
 from models.migrate import upgrade
-from models.tables import ApiKey, Job
+from models.tables import ApiKey, Base, Job
 from settings import Settings
 from tests.api.setups import SETUPS, setup_settings
 from tests.conftest import XOR_JOB

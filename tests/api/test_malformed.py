@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import pytest
 from sqlalchemy import func, select
 
-from models.base import Base
+from models.tables import Base  # the tables, registered on its metadata
 from tests.api.setups import SETUPS, setup_settings
 from tests.conftest import XOR_JOB
 

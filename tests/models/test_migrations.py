@@ -5,9 +5,9 @@ import pytest
 from sqlalchemy import inspect
 
 from models.arrays import dataset_sha256, from_bytes, pack, to_bytes, unpack
-from models.base import Base
 from models.db import make_engine
 from models.migrate import downgrade, upgrade
+from models.tables import Base  # the tables, registered on its metadata
 
 TABLES = {
     "api_keys",
