@@ -1,4 +1,4 @@
-"""create_app(): the FastAPI application. Engines and the Celery app are built in the lifespan."""
+"""create_app(): the FastAPI application. The engine and the queue are built in the lifespan."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import auth, errors, limits
 from api.logs import configure as configure_logging
+from api.queue import Queue
 from api.routes import batches, dashboard, datasets, health, history, job_actions, jobs, keys
 from api.routes.metrics import mount as mount_metrics
 from models.db import make_engine, session_factory
 from settings import Settings, get_settings
-from worker.celery_app import make_celery, release_broker
 
 log = logging.getLogger("deltaflow.api")
 V1_ROUTERS = (jobs, history, job_actions, datasets, batches, keys)
@@ -30,11 +30,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.settings = settings
         app.state.sessions = session_factory(engine)
-        app.state.celery = make_celery(settings)
+        app.state.queue = Queue(settings)
         configure_logging(settings.log_format)  # uvicorn set its loggers up before
         _announce_auth(settings)
         yield
-        release_broker(app.state.celery, settings)
+        app.state.queue.close()
         engine.dispose()
 
     app = FastAPI(

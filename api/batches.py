@@ -1,22 +1,124 @@
 """Queued batch runs: a base job body and a grid of dotted spec paths → one job per point.
 
-Every grid point is validated — as a TrainSpec and against the data — before anything is
-stored; an error names the point that caused it.
+`submit` validates every grid point — as a TrainSpec and against the data — before anything is
+stored (an error names the point that caused it), stores the batch and its jobs in one
+transaction of its own, then publishes them.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
+import math
 import types
 import typing
+import uuid
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from api import datasets, limits, submission
 from api.errors import unprocessable
+from api.queue import Queue
+from api.schemas import BatchCreate
 from backprop import data
 from backprop.spec import TrainSpec
+from models.tables import Batch, Job
+from settings import Settings
+
+
+def submit(
+    *,
+    session: Session,
+    queue: Queue,
+    settings: Settings,
+    owner: str,
+    body: BatchCreate,
+    idempotency_key: str | None = None,
+) -> tuple[Batch, list[uuid.UUID], bool]:
+    """Check every grid point, store the batch and its jobs (and a new data set), then publish
+    them. Returns (batch, its job ids in grid order, created); a repeat of an Idempotency-Key
+    is answered with the batch it created, and nothing new is stored or published."""
+    # Digested as parsed, as a job submission is: the base as the job body it parses to.
+    digest = submission.request_digest(body.model_dump(mode="json")) if idempotency_key else None
+
+    def store() -> Batch:
+        return _store(session, owner, body, settings, idempotency_key, digest)
+
+    batch, created = submission.create_once(session, Batch, owner, idempotency_key, digest, store)
+    with session.begin():
+        job_ids = _job_ids(session, batch)
+    if created:
+        submission.publish(session, queue, job_ids)
+    return batch, job_ids, created
+
+
+def size(grid: dict[str, list[Any]]) -> int:
+    """Points of the grid's cartesian product."""
+    return math.prod(len(values) for values in grid.values())
+
+
+def _store(
+    session: Session,
+    owner: str,
+    body: BatchCreate,
+    settings: Settings,
+    key: str | None,
+    digest: str | None,
+) -> Batch:
+    """Check every grid point against the spec and the data, then add the batch and its jobs
+    (and a new data set); no commit."""
+    check_grid(body.grid, settings.max_grid_points)
+    grid_points = points(body.grid)
+    # What the client set, without the defaults: a grid point may switch the optimizer's kind,
+    # and the defaults of the base's kind (momentum: 0.9) would not fit another (adam).
+    base = body.base.model_dump(mode="json", exclude_unset=True)
+    specs = [point_spec(base, p) for p in grid_points]
+    dataset, name, x, y = datasets.load(session, owner, body.base.dataset)
+    for spec, point in zip(specs, grid_points, strict=True):
+        limits.check(spec, x, settings, ["grid"])
+        check_data(spec, point, x, y)
+    dataset = dataset or datasets.store(session, owner, name, x, y)
+    batch = Batch(
+        id=uuid.uuid4(), owner=owner, name=body.name, base=base, grid=body.grid,
+        idempotency_key=key, request_sha256=digest,
+    )  # fmt: skip
+    session.add(batch)
+    session.flush()  # the batch row exists before jobs reference it
+    for spec, point in zip(specs, grid_points, strict=True):
+        submission.add_job(
+            session, owner, body.base, spec, dataset.id, name=_job_name(body.base.name, point),
+            batch_id=batch.id, grid_point=point,
+        )  # fmt: skip
+    return batch
+
+
+def _job_ids(session: Session, batch: Batch) -> list[uuid.UUID]:
+    """The batch's jobs in the order of its grid points, the same in the first answer and in
+    a repeat's. A job is placed by its grid_point; jobs of equal points (a value listed twice)
+    are interchangeable and keep (created_at, id) order; a job deleted since is left out."""
+    position: dict[str, int] = {}
+    for i, point in enumerate(points(batch.grid)):
+        position.setdefault(_canonical(point), i)
+    rows = session.execute(
+        select(Job.id, Job.grid_point)
+        .where(Job.batch_id == batch.id)
+        .order_by(Job.created_at, Job.id)
+    ).all()
+    rows.sort(key=lambda row: position.get(_canonical(row.grid_point), len(position)))
+    return [row.id for row in rows]
+
+
+def _canonical(point: dict | None) -> str:
+    return json.dumps(point, sort_keys=True)
+
+
+def _job_name(name: str, point: dict) -> str:
+    label = ", ".join(f"{path}={value}" for path, value in point.items())
+    return f"{name} [{label}]"[:200] if label else name
 
 
 def spec_paths(model: type[BaseModel] = TrainSpec, prefix: str = "") -> set[str]:
@@ -54,16 +156,14 @@ def check_grid(grid: dict[str, list[Any]], max_points: int) -> int:
             )
         if not values:
             raise unprocessable(["body", "grid", path], "give at least one value")
-    size = 1
-    for values in grid.values():
-        size *= len(values)
-    if size > max_points:
+    points = size(grid)
+    if points > max_points:
         raise unprocessable(
             ["body", "grid"],
-            f"the grid has {size} points, more than the limit of {max_points} "
+            f"the grid has {points} points, more than the limit of {max_points} "
             "(DELTAFLOW_MAX_GRID_POINTS)",
         )
-    return size
+    return points
 
 
 def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import uuid
 
 import numpy as np
-from fastapi import HTTPException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.dataref import BuiltinData, DatasetId, DatasetRef
+from api.deps import get_owned
 from api.errors import unprocessable
 from api.schemas import DatasetCreate
 from backprop import datasets
@@ -37,13 +36,9 @@ def materialise(ref: DatasetRef) -> tuple[str, np.ndarray, np.ndarray]:
         x = np.asarray(ref.inline.x, dtype=np.float64)
         y = np.asarray(ref.inline.y, dtype=np.float64)
     except ValueError:
-        raise unprocessable(
-            ["body", "dataset"], "inline x and y must be rectangular: every row the same length"
-        ) from None
+        raise unprocessable(["body", "dataset"], RAGGED) from None
     if x.ndim != 2 or y.ndim not in (1, 2):
-        raise unprocessable(
-            ["body", "dataset"], "inline x and y must be rectangular: every row the same length"
-        )
+        raise unprocessable(["body", "dataset"], RAGGED)
     return "inline", x, y
 
 
@@ -52,17 +47,9 @@ def load(
 ) -> tuple[Dataset | None, str, np.ndarray, np.ndarray]:
     """(stored row or None, name, x, y) for any reference; a stored id is checked for owner."""
     if isinstance(ref, DatasetId):
-        row = get(session, owner, ref.id)
+        row = get_owned(session, Dataset, ref.id, owner)
         return row, row.name, *row.arrays()
     return None, *materialise(ref)
-
-
-def get(session: Session, owner: str, dataset_id: uuid.UUID) -> Dataset:
-    """The caller's data set, or 404 (also for another owner's)."""
-    row = session.get(Dataset, dataset_id)
-    if row is None or row.owner != owner:
-        raise HTTPException(404, detail=f"dataset {dataset_id} not found")
-    return row
 
 
 def store(session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray) -> Dataset:

@@ -1,17 +1,18 @@
-"""Request dependencies as Annotated aliases: settings, a session, the Celery app, the caller."""
+"""Request dependencies as Annotated aliases — settings, a session, the queue, the caller — and
+`get_owned`, the one way a route reads the caller's row by id."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from celery import Celery
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from api.auth import Caller, authenticate
-from models.tables import Job
+from api.queue import Queue
+from models.tables import Batch, Dataset, Job
 from settings import Settings
 
 
@@ -24,8 +25,8 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def _celery(request: Request) -> Celery:
-    return request.app.state.celery
+def _queue(request: Request) -> Queue:
+    return request.app.state.queue
 
 
 CallerDep = Annotated[Caller, Depends(authenticate)]
@@ -43,14 +44,19 @@ def _admin(caller: CallerDep) -> Caller:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionDep = Annotated[Session, Depends(_session)]
-CeleryDep = Annotated[Celery, Depends(_celery)]
+QueueDep = Annotated[Queue, Depends(_queue)]
 OwnerDep = Annotated[str, Depends(_owner)]
 AdminDep = Annotated[Caller, Depends(_admin)]
 
 
-def get_job(session: Session, owner: str, job_id: uuid.UUID) -> Job:
-    """The caller's job, or 404 (also for another owner's job)."""
-    job = session.get(Job, job_id)
-    if job is None or job.owner != owner:
-        raise HTTPException(404, detail=f"job {job_id} not found")
-    return job
+Owned = TypeVar("Owned", Job, Batch, Dataset)
+WHAT = {Job: "job", Batch: "batch", Dataset: "dataset"}
+
+
+def get_owned(session: Session, model: type[Owned], row_id: uuid.UUID, owner: str) -> Owned:
+    """The caller's row, or 404 — also for another owner's row, which must look as absent as
+    one that does not exist."""
+    row = session.get(model, row_id)
+    if row is None or row.owner != owner:
+        raise HTTPException(404, detail=f"{WHAT[model]} {row_id} not found")
+    return row

@@ -26,9 +26,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
-from models.tables import JOB_STATUSES, Job, ProcessMetrics, add_counters
+from models.status import JobStatus
+from models.tables import Job, ProcessMetrics, add_counters
 
-REAPER_ACTIONS = ("requeued", "failed", "republished", "purged")
+# worker/reaper.py's actions: jobs requeued or given up on (failed) after a lost lease,
+# republished, and consumed messages purged.
+REAPER_ACTIONS = ("requeued", JobStatus.FAILED, "republished", "purged")
 
 
 class ServiceCollector(Collector):
@@ -45,10 +48,10 @@ class ServiceCollector(Collector):
             select(ProcessMetrics.kind, ProcessMetrics.last_seen_at, ProcessMetrics.counters)
         ).all()
         jobs = GaugeMetricFamily("deltaflow_jobs", "Jobs by status.", labels=["status"])
-        for status in JOB_STATUSES:
+        for status in JobStatus:
             jobs.add_metric([status], by_status.get(status, 0))
         yield jobs
-        queued = by_status.get("queued", 0)
+        queued = by_status.get(JobStatus.QUEUED, 0)
         yield GaugeMetricFamily("deltaflow_queue_depth", "Jobs waiting for a worker.", queued)
         seen_after = utcnow() - timedelta(seconds=self.lease_ttl)
         alive = Counter(row.kind for row in rows if row.last_seen_at >= seen_after)

@@ -7,11 +7,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from api.dataref import DatasetRef
 from api.fields import Epoch, Label, Name, RequestModel, Row, Tags, Targets
 from backprop.spec import TrainSpec
+from models.status import JobStatus
+from models.tables import PER_LAYER_FIELDS
+from models.tables import Epoch as EpochRow
 
 T = TypeVar("T")
 
@@ -38,7 +41,7 @@ class JobCreate(TrainSpec):
 class JobOut(BaseModel):
     id: uuid.UUID
     name: str
-    status: str
+    status: JobStatus
     epochs_done: int
     epochs_total: int
     latest_loss: float | None
@@ -80,16 +83,19 @@ class JobDetail(JobOut):
     attempts: list[AttemptOut]
 
 
-class EpochOut(BaseModel):
-    epoch: int
-    loss: float
-    val_loss: float | None
-    accuracy: float | None
-    val_accuracy: float | None
-    grad_norm_weights: list[float] = Field(description="‖∂C/∂W^l‖ for l = 1..L")
-    grad_norm_biases: list[float] = Field(description="‖∂C/∂b^l‖ for l = 1..L")
-    learning_rate: float
-    duration_ms: float
+def _epoch_out() -> type[BaseModel]:
+    """One epoch's fields as the history API sends them: the epochs table's columns, described
+    by their docs there (models/tables.py), each present when `fields` chose it."""
+    fields: dict[str, Any] = {"epoch": (int, Field(description="The epoch, 1, 2, …"))}
+    for column in EpochRow.__table__.columns:
+        if column.primary_key:
+            continue
+        kind = list[float] if column.name in PER_LAYER_FIELDS else float
+        fields[column.name] = (kind | None, Field(None, description=column.doc))
+    return create_model("EpochOut", **fields)
+
+
+EpochOut = _epoch_out()
 
 
 class BatchCreate(RequestModel):
@@ -119,7 +125,7 @@ class BatchCreated(BaseModel):
 class LeaderRow(BaseModel):
     grid_point: dict[str, Any] | None
     job_id: uuid.UUID
-    status: str
+    status: JobStatus
     final_loss: float | None
     best_loss: float | None = Field(description="Lowest val_loss (or loss, without validation).")
 
@@ -155,19 +161,26 @@ class Downsampled(BaseModel):
 
 
 class EpochRows(BaseModel):
-    items: list[dict[str, Any]] = Field(description="One object per epoch with the chosen fields.")
+    items: list[EpochOut] = Field(  # type: ignore[valid-type]
+        description="One object per epoch with the chosen fields."
+    )
     next_cursor: str | None
     downsampled: Downsampled | None = Field(description="Set when `points` thinned the range.")
 
 
 class EpochColumns(BaseModel):
-    columns: dict[str, list[Any]] = Field(description='One array per field: {"epoch": [...], …}')
+    columns: dict[str, list[Any]] = Field(
+        description='One array per chosen field, as EpochOut describes them: {"epoch": [...], …}'
+    )
     next_cursor: str | None
     downsampled: Downsampled | None
 
 
 class TrajectoryOut(BaseModel):
-    name: str = Field(description="The parameter in the seed's notation, e.g. w^1_01 or b^2_0.")
+    name: str = Field(
+        description="The parameter in the seed's notation with braced indices: w^1_{0,1} is "
+        "w^l_kj with l = 1, k = 0, j = 1; b^2_{0} is b^l_k with l = 2, k = 0."
+    )
     layer: int
     param: Literal["weight", "bias"]
     k: int
@@ -272,7 +285,7 @@ class EpochsEvent(BaseModel):
 class StatusEvent(BaseModel):
     """Data of a `status` event."""
 
-    status: str
+    status: JobStatus
     epochs_done: int
     final_loss: float | None
     error: str | None

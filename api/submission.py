@@ -1,7 +1,8 @@
-"""Storing jobs and telling the workers: shared by single submissions and batch runs.
+"""Submitting jobs: `submit` checks, stores and publishes one, opening and committing its own
+transaction; batch runs (api/batches.py) are made of its parts.
 
-The job row is the outbox: rows are committed first, then published; a job whose publish
-failed stays `queued` with no `published_at`, and the reaper publishes it.
+The job row is the outbox: rows are committed first, then published (api/queue.py); a job whose
+publish failed stays queued with no `published_at`, and the reaper publishes it.
 
 An `Idempotency-Key` makes a submission happen once per owner and key: the key and a digest
 of the request are stored on the row it creates (a job, or a batch), and a repeat is answered
@@ -12,25 +13,59 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from celery import Celery
 from fastapi import Header, HTTPException
 from pydantic import AfterValidator, Field, StringConstraints
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api import datasets, limits
+from api.errors import unprocessable
+from api.queue import Queue
 from api.schemas import JobCreate, Problem
+from backprop import data
 from backprop.spec import TrainSpec
-from models.base import utcnow
+from models import lifecycle
 from models.tables import Batch, Job, JobTag
-from worker.celery_app import publish
+from settings import Settings
 
-log = logging.getLogger(__name__)
+
+def submit(
+    *,
+    session: Session,
+    queue: Queue,
+    settings: Settings,
+    owner: str,
+    body: JobCreate,
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Check the job against the limits and its data, store it (and a new data set) in a
+    transaction of its own, then publish it. Returns (job, created): a repeat of an
+    Idempotency-Key is answered with the job it created, and nothing new is stored."""
+    digest = request_digest(body.model_dump(mode="json")) if idempotency_key else None
+
+    def store() -> Job:
+        spec = body.spec()
+        dataset, name, x, y = datasets.load(session, owner, body.dataset)
+        limits.check(spec, x, settings, [])
+        try:
+            data.prepare(spec, x, y)
+        except ValueError as exc:
+            raise unprocessable(["body", "dataset"], str(exc)) from None
+        dataset = dataset or datasets.store(session, owner, name, x, y)
+        return add_job(
+            session, owner, body, spec, dataset.id, idempotency_key=idempotency_key,
+            request_sha256=digest,
+        )  # fmt: skip
+
+    job, created = create_once(session, Job, owner, idempotency_key, digest, store)
+    if created:
+        publish(session, queue, [job.id])
+    return job, created
 
 
 def add_job(
@@ -65,25 +100,12 @@ def add_job(
     return job
 
 
-def publish_committed(
-    session: Session, celery: Celery, job_ids: list[uuid.UUID], *, drop: bool = False
-) -> None:
-    """Publish jobs whose rows are committed, and record when; failures are left to the reaper.
-    `drop` (a fault-injection hook) skips publishing as a crash right after the commit would."""
-    if drop:
-        log.warning("fault hook: %d committed job(s) left unpublished", len(job_ids))
-        return
-    published = []
-    for job_id in job_ids:
-        try:
-            publish(celery, job_id)
-            published.append(job_id)
-        except Exception:
-            log.exception("publishing job %s failed; the reaper will publish it", job_id)
-            break  # the broker is down: the rest would fail the same way
+def publish(session: Session, queue: Queue, job_ids: list[uuid.UUID]) -> None:
+    """Publish jobs whose rows are committed, and record when (in a transaction of its own)."""
+    published = queue.publish(job_ids)
     if published:
         with session.begin():
-            session.execute(update(Job).where(Job.id.in_(published)).values(published_at=utcnow()))
+            lifecycle.mark_published(session, published)
 
 
 def _printable(key: str) -> str:

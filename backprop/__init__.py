@@ -4,8 +4,8 @@ Pure: numpy and pydantic only — no I/O, no logging, no database. Randomness co
 spec's seed through one explicit `numpy.random.Generator`.
 """
 
-from backprop.network import Backprop, Network
+from backprop.network import Network
 from backprop.spec import TrainSpec
 from backprop.train import Diverged, EpochResult, Trainer
 
-__all__ = ["Backprop", "Diverged", "EpochResult", "Network", "TrainSpec", "Trainer"]
+__all__ = ["Diverged", "EpochResult", "Network", "TrainSpec", "Trainer"]

@@ -13,7 +13,6 @@ class Activation:
     """σ applied element-wise; `derivative` multiplies `delta` by σ'(z) given a = σ(z)."""
 
     name: str = ""
-    elementwise = True
 
     def forward(self, z: np.ndarray, out: np.ndarray) -> None:
         """out ← σ(z); `out` may be `z` itself."""
@@ -29,13 +28,13 @@ class Sigmoid(Activation):
 
     name = "sigmoid"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> None:
         np.multiply(z, 0.5, out=out)
         np.tanh(out, out=out)
         out *= 0.5
         out += 0.5
 
-    def scale_by_derivative(self, a, delta, scratch):
+    def scale_by_derivative(self, a: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
         np.subtract(1.0, a, out=scratch)
         scratch *= a
         delta *= scratch
@@ -46,10 +45,10 @@ class Tanh(Activation):
 
     name = "tanh"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> None:
         np.tanh(z, out=out)
 
-    def scale_by_derivative(self, a, delta, scratch):
+    def scale_by_derivative(self, a: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
         np.multiply(a, a, out=scratch)
         np.subtract(1.0, scratch, out=scratch)
         delta *= scratch
@@ -60,10 +59,10 @@ class Relu(Activation):
 
     name = "relu"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> None:
         np.maximum(z, 0.0, out=out)
 
-    def scale_by_derivative(self, a, delta, scratch):
+    def scale_by_derivative(self, a: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
         np.greater(a, 0.0, out=scratch)
         delta *= scratch
 
@@ -76,11 +75,11 @@ class LeakyRelu(Activation):
     def __init__(self, slope: float = 0.01) -> None:
         self.slope = slope
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> None:
         # max(z, slope·z) equals leaky_relu for 0 < slope < 1.
         np.maximum(z, self.slope * z, out=out)
 
-    def scale_by_derivative(self, a, delta, scratch):
+    def scale_by_derivative(self, a: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
         np.greater(a, 0.0, out=scratch)
         scratch *= 1.0 - self.slope
         scratch += self.slope
@@ -92,11 +91,11 @@ class Identity(Activation):
 
     name = "identity"
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> None:
         if out is not z:
             out[...] = z
 
-    def scale_by_derivative(self, a, delta, scratch):
+    def scale_by_derivative(self, a: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
         pass
 
 
@@ -110,14 +109,13 @@ class Softmax(Activation):
     """
 
     name = "softmax"
-    elementwise = False
 
-    def forward(self, z, out):
+    def forward(self, z: np.ndarray, out: np.ndarray) -> None:
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=out)
         out /= out.sum(axis=1, keepdims=True)
 
-    def scale_by_derivative(self, a, delta, scratch):
+    def scale_by_derivative(self, a: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
         raise TypeError("softmax has no element-wise derivative; pair it with cross_entropy")
 
 

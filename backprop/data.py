@@ -8,11 +8,12 @@ Every problem raises a ValueError that says what was expected.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from backprop.spec import TrainSpec
 
 
-def prepare(spec: TrainSpec, x, y) -> tuple[np.ndarray, np.ndarray]:
+def prepare(spec: TrainSpec, x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """(X, Y) as C-contiguous arrays of the spec's dtype, shapes (n, n_0) and (n, n_L)."""
     n_in, n_out = spec.network.layers[0], spec.network.layers[-1]
     x = _numeric(x, "x")
@@ -47,7 +48,7 @@ def prepare(spec: TrainSpec, x, y) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(x, dtype), np.ascontiguousarray(y, dtype)
 
 
-def _numeric(values, name: str) -> np.ndarray:
+def _numeric(values: npt.ArrayLike, name: str) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:

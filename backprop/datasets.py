@@ -14,6 +14,8 @@ import numpy as np
 
 from backprop._iris import ROWS as _IRIS_ROWS
 
+Xy = tuple[np.ndarray, np.ndarray]  # what a generator returns: inputs x and labels or targets y
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -23,25 +25,21 @@ class Dataset:
     n_classes: int | None  # None for regression
 
     @property
-    def n_features(self) -> int:
-        return self.x.shape[1]
-
-    @property
     def n_outputs(self) -> int:
         """Output units a network needs: one per class (or one for two classes), else y's width."""
         if self.n_classes is None:
-            return self.y.shape[1]
+            return int(self.y.shape[1])
         return 1 if self.n_classes == 2 else self.n_classes
 
 
-def _truth_table(outputs: list[int]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
-    def make(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _truth_table(outputs: list[int]) -> Callable[..., Xy]:
+    def make(rng: np.random.Generator) -> Xy:
         return np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]), np.array(outputs)
 
     return make
 
 
-def moons(rng: np.random.Generator, n: int = 200, noise: float = 0.1):
+def moons(rng: np.random.Generator, n: int = 200, noise: float = 0.1) -> Xy:
     """Two interleaving half circles, as scikit-learn's make_moons."""
     n_top = n // 2
     t_top, t_bottom = np.linspace(0, np.pi, n_top), np.linspace(0, np.pi, n - n_top)
@@ -52,7 +50,7 @@ def moons(rng: np.random.Generator, n: int = 200, noise: float = 0.1):
     return _shuffled(rng, x, y)
 
 
-def circles(rng: np.random.Generator, n: int = 200, noise: float = 0.05, factor: float = 0.5):
+def circles(rng: np.random.Generator, n: int = 200, noise: float = 0.05, factor: float = 0.5) -> Xy:
     """A small circle inside a large one, as scikit-learn's make_circles."""
     n_out = n // 2
     t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
@@ -64,7 +62,7 @@ def circles(rng: np.random.Generator, n: int = 200, noise: float = 0.05, factor:
     return _shuffled(rng, x, y)
 
 
-def spirals(rng: np.random.Generator, n: int = 300, classes: int = 3, noise: float = 0.2):
+def spirals(rng: np.random.Generator, n: int = 300, classes: int = 3, noise: float = 0.2) -> Xy:
     """`classes` interleaved arms of an Archimedean spiral (CS231n's toy data)."""
     per = n // classes
     xs, ys = [], []
@@ -76,7 +74,7 @@ def spirals(rng: np.random.Generator, n: int = 300, classes: int = 3, noise: flo
     return _shuffled(rng, np.vstack(xs), np.concatenate(ys))
 
 
-def blobs(rng: np.random.Generator, n: int = 300, centers: int = 3, std: float = 1.0):
+def blobs(rng: np.random.Generator, n: int = 300, centers: int = 3, std: float = 1.0) -> Xy:
     """Isotropic Gaussian clusters in 2-D with centres drawn from U(−10, 10)²."""
     mu = rng.uniform(-10, 10, (centers, 2))
     y = np.arange(n) % centers
@@ -84,24 +82,24 @@ def blobs(rng: np.random.Generator, n: int = 300, centers: int = 3, std: float =
     return x, y
 
 
-def sine(rng: np.random.Generator, n: int = 200, noise: float = 0.0):
+def sine(rng: np.random.Generator, n: int = 200, noise: float = 0.0) -> Xy:
     """Regression: y = sin x on x ∈ [−π, π], plus optional Gaussian noise."""
     x = np.sort(rng.uniform(-np.pi, np.pi, n))[:, None]
     return x, np.sin(x) + rng.normal(0, noise, x.shape) if noise else np.sin(x)
 
 
-def iris(rng: np.random.Generator):
+def iris(rng: np.random.Generator) -> Xy:
     """Fisher's iris: 150 samples, 4 features (cm), 3 classes."""
     table = np.array([row.split(",") for row in _IRIS_ROWS.split()], dtype=np.float64)
     return table[:, :4], table[:, 4].astype(np.int64)
 
 
-def _shuffled(rng: np.random.Generator, x: np.ndarray, y: np.ndarray):
+def _shuffled(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> Xy:
     order = rng.permutation(len(y))
     return x[order], y[order]
 
 
-_MAKERS: dict[str, tuple[Callable[..., tuple[np.ndarray, np.ndarray]], int | None]] = {
+_MAKERS: dict[str, tuple[Callable[..., Xy], int | None]] = {
     "xor": (_truth_table([0, 1, 1, 0]), 2),
     "and": (_truth_table([0, 0, 0, 1]), 2),
     "or": (_truth_table([0, 1, 1, 1]), 2),
@@ -115,7 +113,7 @@ _MAKERS: dict[str, tuple[Callable[..., tuple[np.ndarray, np.ndarray]], int | Non
 NAMES = tuple(_MAKERS)
 
 
-def load(name: str, seed: int = 0, **options) -> Dataset:
+def load(name: str, seed: int = 0, **options: float) -> Dataset:
     """The built-in data set `name`; `options` (n, noise, …) go to its generator."""
     if name not in _MAKERS:
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(NAMES)}")

@@ -16,7 +16,7 @@ def cost(net: Network, x: np.ndarray, y: np.ndarray, loss: Loss, l2: float = 0.0
     """C = (1/B) Σ_x C_x + (λ/2B)·Σ‖W^l‖² over a batch of B samples (DESIGN §3)."""
     ws = net.workspace(x.shape[0])
     a_L = net.forward(x, ws)
-    B = x.shape[0]
+    B: int = x.shape[0]
     w = net.theta[: net.n_weights]
     return loss.value(ws.z, a_L, y, ws.scratch[-1]) / B + l2 / (2 * B) * float(w @ w)
 

@@ -47,11 +47,19 @@ class Mse(Loss):
 
     name = "mse"
 
-    def value(self, z, a, y, scratch):
+    def value(self, z: np.ndarray, a: np.ndarray, y: np.ndarray, scratch: np.ndarray) -> float:
         np.subtract(a, y, out=scratch)
         return 0.5 * float(np.vdot(scratch, scratch))
 
-    def output_delta(self, z, a, y, delta, scratch, sigma):
+    def output_delta(
+        self,
+        z: np.ndarray,
+        a: np.ndarray,
+        y: np.ndarray,
+        delta: np.ndarray,
+        scratch: np.ndarray,
+        sigma: Activation,
+    ) -> float:
         np.subtract(a, y, out=delta)
         cost = 0.5 * float(np.vdot(delta, delta))
         sigma.scale_by_derivative(a, delta, scratch)
@@ -64,18 +72,27 @@ class BinaryCrossEntropy(Loss):
 
     name = "binary_cross_entropy"
 
-    def value(self, z, a, y, scratch):
+    def value(self, z: np.ndarray, a: np.ndarray, y: np.ndarray, scratch: np.ndarray) -> float:
         np.logaddexp(0.0, z, out=scratch)
         return float(scratch.sum()) - float(np.vdot(y, z))
 
-    def output_delta(self, z, a, y, delta, scratch, sigma):
+    def output_delta(
+        self,
+        z: np.ndarray,
+        a: np.ndarray,
+        y: np.ndarray,
+        delta: np.ndarray,
+        scratch: np.ndarray,
+        sigma: Activation,
+    ) -> float:
         np.subtract(a, y, out=delta)
         return self.value(z, a, y, scratch)
 
-    def decide(self, a, out=None):
-        return np.greater(a, 0.5, out=out)
+    def decide(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        decided: np.ndarray = np.greater(a, 0.5, out=out)  # numpy's stubs type a ufunc call as Any
+        return decided
 
-    def truth(self, y):
+    def truth(self, y: np.ndarray) -> np.ndarray:
         return y > 0.5
 
 
@@ -90,18 +107,27 @@ class CrossEntropy(Loss):
 
     name = "cross_entropy"
 
-    def value(self, z, a, y, scratch):
+    def value(self, z: np.ndarray, a: np.ndarray, y: np.ndarray, scratch: np.ndarray) -> float:
         return -float(np.log(a.max(axis=1)).sum()) - float(np.vdot(y, z))
 
-    def output_delta(self, z, a, y, delta, scratch, sigma):
+    def output_delta(
+        self,
+        z: np.ndarray,
+        a: np.ndarray,
+        y: np.ndarray,
+        delta: np.ndarray,
+        scratch: np.ndarray,
+        sigma: Activation,
+    ) -> float:
         np.subtract(a, y, out=delta)
         return self.value(z, a, y, scratch)
 
-    def decide(self, a, out=None):
+    def decide(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return np.argmax(a, axis=1, out=out)
 
-    def truth(self, y):
-        return np.argmax(y, axis=1)
+    def truth(self, y: np.ndarray) -> np.ndarray:
+        classes: np.ndarray = np.argmax(y, axis=1)  # numpy's stubs: Any (1-D y gives a scalar)
+        return classes
 
 
 def loss(name: str) -> Loss:

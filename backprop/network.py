@@ -16,11 +16,10 @@ convention as views.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from backprop.activations import Activation, activation
+from backprop.layout import Layout
 from backprop.losses import Loss
 
 
@@ -44,16 +43,6 @@ class Workspace:
         self.z = np.empty((batch, sizes[-1]), dtype)
 
 
-@dataclass(frozen=True)
-class Backprop:
-    """The outcome of one forward and backward pass over a mini-batch of B samples."""
-
-    loss: float
-    delta: list[np.ndarray]  # δ^l per sample, shape (B, n_l), for l = 1..L (eq. 8, 9)
-    grad_weights: list[np.ndarray]  # ∂C/∂W^l = mean over samples of δ^l (a^{l-1})ᵀ (eq. 10)
-    grad_biases: list[np.ndarray]  # ∂C/∂b^l = mean over samples of δ^l (eq. 14)
-
-
 class Network:
     """A fully connected network with `sizes` = (n_0, …, n_L)."""
 
@@ -70,16 +59,14 @@ class Network:
         self.dtype = np.dtype(dtype)
         self.hidden: Activation = activation(activation_name, leaky_slope)
         self.output: Activation = activation(output_activation, leaky_slope)
-        pairs = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
-        self.n_weights = sum(n_in * n_out for n_in, n_out in pairs)
-        self.theta = np.zeros(self.n_weights + sum(self.sizes[1:]), self.dtype)
+        self.layout = Layout(self.sizes)
+        self.n_weights = self.layout.n_weights
+        self.theta = np.zeros(self.layout.size, self.dtype)
         self.grad = np.zeros_like(self.theta)
-        self.Wt, self.b = _layer_views(self.theta, pairs, self.n_weights)
-        self.gWt, self.gb = _layer_views(self.grad, pairs, self.n_weights)
+        self.Wt, self.b = self.layout.transposed_views(self.theta)
+        self.gWt, self.gb = self.layout.transposed_views(self.grad)
         self.W = [Wt.T for Wt in self.Wt]  # W^l in the seed's (n_l, n_{l-1}) view
-        w_starts = np.cumsum([0] + [n_in * n_out for n_in, n_out in pairs[:-1]])
-        b_starts = self.n_weights + np.cumsum([0, *self.sizes[1:-1]])
-        self._segments = np.concatenate([w_starts, b_starts])
+        self._segments = self.layout.block_starts
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -91,25 +78,9 @@ class Network:
         """b^l for l = 1..L, shape (n_l,) (views: copy to keep)."""
         return list(self.b)
 
-    def parameters_bytes(self) -> bytes:
-        """Every parameter as bytes of the network's dtype in native byte order: W^1 … W^L, each
-        in column-major order (Wt^l row-major is W^l column-major), then b^1 … b^L."""
-        return self.theta.tobytes()
-
     @property
     def n_parameters(self) -> int:
         return self.theta.size
-
-    def set_parameters(self, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
-        """Load W^l and b^l given in the seed's convention."""
-        for l, (W, b) in enumerate(zip(weights, biases, strict=True)):
-            if W.shape != self.Wt[l].T.shape or b.shape != self.b[l].shape:
-                raise ValueError(
-                    f"layer {l + 1}: expected W of shape {self.Wt[l].T.shape} and b of shape "
-                    f"{self.b[l].shape}, got {W.shape} and {b.shape}"
-                )
-            self.Wt[l][...] = W.T
-            self.b[l][...] = b
 
     def initialize(self, rng: np.random.Generator, scheme: str = "xavier") -> None:
         """Draw W^l from `rng` (in the seed's (n_l, n_{l-1}) order, whatever the layout).
@@ -175,39 +146,8 @@ class Network:
         x = np.ascontiguousarray(x, dtype=self.dtype)
         return self.forward(x, self.workspace(x.shape[0])).copy()
 
-    def backprop(self, x: np.ndarray, y: np.ndarray, loss: Loss) -> Backprop:
-        """One forward and backward pass on (x, y), returned in the seed's convention.
-
-        Convenience for tests and inspection; the Trainer calls `forward`/`backward` directly.
-        """
-        x = np.ascontiguousarray(x, dtype=self.dtype)
-        y = np.ascontiguousarray(y, dtype=self.dtype)
-        ws = self.workspace(x.shape[0])
-        self.forward(x, ws)
-        cost = self.backward(x, y, ws, loss)
-        B = x.shape[0]
-        return Backprop(
-            loss=cost / B,
-            delta=[d * B for d in ws.delta],
-            grad_weights=[g.T.copy() for g in self.gWt],
-            grad_biases=[g.copy() for g in self.gb],
-        )
-
     def gradient_norms(self) -> tuple[list[float], list[float]]:
         """‖∂C/∂W^l‖ and ‖∂C/∂b^l‖ (Frobenius, Euclidean) of the gradient in `grad`."""
         sq = np.add.reduceat(self.grad * self.grad, self._segments)
         norms = np.sqrt(sq).tolist()
         return norms[: self.L], norms[self.L :]
-
-
-def _layer_views(
-    flat: np.ndarray, pairs: list[tuple[int, int]], n_weights: int
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per-layer views into a flat array: Wt^l (n_{l-1}, n_l) first, then every b^l (n_l,)."""
-    Wt, b, w_at, b_at = [], [], 0, n_weights
-    for n_in, n_out in pairs:
-        Wt.append(flat[w_at : w_at + n_in * n_out].reshape(n_in, n_out))
-        b.append(flat[b_at : b_at + n_out])
-        w_at += n_in * n_out
-        b_at += n_out
-    return Wt, b

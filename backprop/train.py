@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from backprop import data
 from backprop.losses import loss as make_loss
@@ -41,7 +42,8 @@ class EpochResult:
     """What one epoch produced. Gradient norms are those of the epoch's last update."""
 
     epoch: int
-    loss: float
+    loss: float  # the data cost C, without the L2 penalty
+    penalised_loss: float | None  # loss + (λ/2n)·Σ‖W^l‖², None when l2 = 0
     val_loss: float | None
     accuracy: float | None
     val_accuracy: float | None
@@ -54,7 +56,7 @@ class EpochResult:
 class Trainer:
     """Trains `Network(spec.network)` on (x, y); see `backprop.data.prepare` for the shapes."""
 
-    def __init__(self, spec: TrainSpec, x, y) -> None:
+    def __init__(self, spec: TrainSpec, x: npt.ArrayLike, y: npt.ArrayLike) -> None:
         self.spec = spec
         X, Y = data.prepare(spec, x, y)
         net_spec = spec.network
@@ -136,12 +138,12 @@ class Trainer:
         lr = self.learning_rate(epoch)
         x, y = self._x, self._y
         perm = rows = self._rng.permutation(x.shape[0]) if self._shuffles else None
-        if self._gather_epoch:
+        if perm is not None and self._gather_epoch:
             x, y = np.take(x, perm, axis=0, out=self._xp), np.take(y, perm, axis=0, out=self._yp)
             rows = None
         net, loss, theta, grad = self.network, self.loss, self.network.theta, self.network.grad
         n_w, classify = net.n_weights, self.spec.is_classification
-        total = 0.0
+        total = penalty = 0.0
         for start, stop, ws in self._batches:
             if rows is None:
                 xb, yb = x[start:stop], y[start:stop]
@@ -153,10 +155,14 @@ class Trainer:
             if classify:
                 loss.decide(a_L, out=self._decided[start:stop])
             if self._l2:
-                grad[:n_w] += self._l2 * theta[:n_w]
+                w = theta[:n_w]
+                penalty += (stop - start) * float(np.dot(w, w))  # Σ‖W^l‖² of this forward pass
+                grad[:n_w] += self._l2 * w
             self.optimizer.step(theta, grad, lr)
         n = x.shape[0]
         train_loss = total / n
+        # (λ/2n)·Σ‖W‖² at each batch's weights, weighted by its rows like the batch losses.
+        penalised = train_loss + self._l2 / 2 * penalty / n if self._l2 else None
         accuracy = None
         if classify:
             truth = self._truth if perm is None else self._truth[perm]
@@ -170,6 +176,7 @@ class Trainer:
         return EpochResult(
             epoch=epoch,
             loss=train_loss,
+            penalised_loss=penalised,
             val_loss=val_loss,
             accuracy=accuracy,
             val_accuracy=val_acc,
@@ -228,7 +235,9 @@ class Trainer:
         }
 
     @classmethod
-    def restore(cls, spec: TrainSpec, x, y, state: dict[str, Any]) -> Trainer:
+    def restore(
+        cls, spec: TrainSpec, x: npt.ArrayLike, y: npt.ArrayLike, state: dict[str, Any]
+    ) -> Trainer:
         """A Trainer that continues exactly where the one that made `state` was."""
         trainer = cls(spec, x, y)
         arrays, meta = state["arrays"], state["meta"]

@@ -31,7 +31,8 @@ from cli.services import Stack
 from models.bulk import insert_ignore_rows
 from models.db import make_engine, session_factory
 from models.migrate import upgrade
-from models.tables import Epoch, Job, JobTag
+from models.status import JobStatus
+from models.tables import EPOCH_FIELDS, Epoch, Job, JobTag
 from settings import Settings
 from tests.conftest import free_port
 from worker.runner import Runner
@@ -44,6 +45,13 @@ BIG = {
     "epochs": 100_000,
     "snapshot_every": 10,
 }
+
+
+def epoch_row(epoch: int, loss: float, norms: bytes) -> tuple:
+    """A stored epoch row (epoch, *EPOCH_FIELDS) with this loss; the other fields constant."""
+    values = {"loss": loss, "grad_norm_weights": norms, "grad_norm_biases": norms,
+              "learning_rate": 0.05, "duration_ms": 0.02}  # fmt: skip
+    return (epoch, *(values.get(field) for field in EPOCH_FIELDS))
 
 
 def fill(url: str) -> str:
@@ -71,16 +79,15 @@ def fill(url: str) -> str:
                 job = Job(
                     id=uuid.uuid4(), name=f"job-{n:04d}", tags={"team": "ab"[n % 2]},
                     spec=spec.model_dump(mode="json"), dataset_id=dataset.id, epochs_total=1000,
-                    epochs_done=1000, status="succeeded" if n % 5 else "failed",
+                    epochs_done=1000, status=JobStatus.SUCCEEDED if n % 5 else JobStatus.FAILED,
                     final_loss=float(rng.uniform(0.01, 1.0)) if n % 5 else None,
                 )  # fmt: skip
                 s.add(job)
                 s.add(JobTag(job_id=job.id, key="team", value="ab"[n % 2]))
                 s.flush()
                 losses = np.sort(rng.uniform(0.01, 1.0, 1000))[::-1]
-                rows = [(e + 1, float(losses[e]), None, None, None, norms, norms, 0.05, 0.02)
-                        for e in range(1000)]  # fmt: skip
-                insert_ignore_rows(s, Epoch.__table__, job.id, rows)
+                rows = [epoch_row(e + 1, float(losses[e]), norms) for e in range(1000)]
+                insert_ignore_rows(s, Epoch, job.id, rows)
     print(f"  wrote 1,000 jobs × 1,000 epochs in {time.perf_counter() - started:.1f} s")
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:  # what autovacuum would do after a load like this

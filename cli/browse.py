@@ -12,17 +12,10 @@ import typer
 from cli.client import Client, CliError
 from cli.common import DEFAULT_URL, AsJson, JobId, Key, Url, app, console, friendly, print_json
 from cli.plot import loss_plot
-from cli.render import fmt_loss, job_table, jobs_table
+from cli.tables import fmt_loss, job_table, jobs_table
+from models.status import JobStatus
 
 PLOT_POINTS = 200
-
-
-class Status(StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
 
 
 class Order(StrEnum):
@@ -37,7 +30,8 @@ class Order(StrEnum):
 def jobs(
     limit: Annotated[int, typer.Option(min=1, help="How many jobs to list.")] = 20,
     status: Annotated[
-        list[Status] | None, typer.Option(help="Only jobs in this state (repeatable: any of).")
+        list[JobStatus] | None,
+        typer.Option(help="Only jobs in this state (repeatable: any of)."),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Only jobs whose name starts so.")] = None,
     tag: Annotated[

@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 UUID_LENGTH = 36
 
 

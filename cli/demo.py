@@ -10,11 +10,13 @@ from rich.console import Console
 
 from cli.client import Client
 from cli.local import describe_database, load_settings, running
+from cli.plot import movement, pick_epochs
 from cli.progress import finish, follow
-from cli.render import epochs_table, layer_table, movement, pick_epochs
 from cli.services import Stack
+from cli.tables import epochs_table, layer_table
 
 NAME = "demo: xor 2-4-1"
+DEMO_FIELDS = ("epoch", "loss", "grad_norm_weights", "grad_norm_biases", "duration_ms")
 
 
 def demo_body(epochs: int) -> dict:
@@ -61,15 +63,17 @@ def run_demo(
 def report(history: dict, console: Console, database: str) -> None:
     job, first, last = history["job"], history["first"], history["last"]
     title = f"XOR 2-4-1 sigmoid, mse, SGD α = 2.0: {job['epochs_done']} epochs"
-    console.print(epochs_table(history["epochs"], title))
+    picked = pick_epochs(history["epochs"])
+    columns = {field: [row[field] for row in picked] for field in DEMO_FIELDS}
+    console.print(epochs_table(columns, title=title))
     for layer in last["layers"]:
         console.print(layer_table(layer, last["epoch"]))
     span = (first["epoch"], last["epoch"])
     w0, w1 = first["layers"][0]["weights"][0][0], last["layers"][0]["weights"][0][0]
     b0, b1 = first["layers"][0]["biases"][0], last["layers"][0]["biases"][0]
     console.print("How one weight and one bias of layer 1 moved:")
-    console.print("  " + movement("w^1_00", w0, w1, span), markup=False)
-    console.print("  " + movement("b^1_0", b0, b1, span), markup=False)
+    console.print("  " + movement("w^1_{0,0}", w0, w1, span), markup=False)
+    console.print("  " + movement("b^1_{0}", b0, b1, span), markup=False)
     console.print(
         f"job {job['id']} [green]succeeded[/]: final loss {job['final_loss']:.6g} "
         f"in {_seconds(job):.1f} s",

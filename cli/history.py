@@ -13,7 +13,7 @@ import typer
 
 from cli.client import Client, CliError
 from cli.common import DEFAULT_URL, AsJson, JobId, Key, Url, app, console, friendly, print_json
-from cli.render import movement, pick_epochs, sparkline
+from cli.plot import movement, pick_epochs, sparkline
 from cli.tables import epochs_table, trajectory_table
 
 DEFAULT_ROWS = 50
@@ -29,8 +29,8 @@ def epochs(
     fields: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated, of loss, val_loss, accuracy, val_accuracy, grad_norm_weights, "
-            "grad_norm_biases, learning_rate, duration_ms (default: all)."
+            help="Comma-separated field names, e.g. loss,val_loss (default: all; the API's "
+            "GET /v1/jobs/{id}/epochs documents each)."
         ),
     ] = None,
     points: Annotated[
@@ -105,8 +105,8 @@ def trajectory(
 ) -> None:
     """How one parameter moved: its exact value at every snapshot epoch.
 
-    deltaflow trajectory ID --layer 1 --weight 0 1   (w^1_01)
-    deltaflow trajectory ID --layer 2 --bias 0       (b^2_0)"""
+    deltaflow trajectory ID --layer 1 --weight 0 1   (w^1_{0,1})
+    deltaflow trajectory ID --layer 2 --bias 0       (b^2_{0})"""
     if (weight is None) == (bias is None):
         raise CliError("give one parameter: --weight K J (w^l_kj) or --bias K (b^l_k)")
     if weight is not None:

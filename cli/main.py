@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.client import TERMINAL, Client, CliError
+from cli.client import Client, CliError
 from cli.common import (
     DEFAULT_URL,
     AsJson,
@@ -33,6 +33,7 @@ from cli.local import (
 )
 from cli.progress import ended_cancelled, finish, follow
 from cli.services import Stack
+from models.status import TERMINAL, JobStatus
 from settings import Settings
 
 __all__ = ["app"]
@@ -175,8 +176,12 @@ def cancel(
     with Client(url, key) as client:
         job = client.cancel(client.resolve(job_id))
         if not as_json:
-            cancelled = job["status"] == "cancelled"
-            print("cancelled" if cancelled else "cancel requested; the job stops at its next flush")
+            cancelled = job["status"] == JobStatus.CANCELLED
+            print(
+                JobStatus.CANCELLED
+                if cancelled
+                else "cancel requested; the job stops at its next flush"
+            )
         if wait and job["status"] not in TERMINAL:
             job = follow(client, job["id"], console, show=not as_json)
     if as_json:

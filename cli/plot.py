@@ -1,4 +1,5 @@
-"""A small terminal plot of a job's loss by epoch (plotext), for `deltaflow show`.
+"""Drawing in a terminal: a small plot of a job's loss by epoch (plotext), for `deltaflow
+show`; sparklines; a few epochs picked evenly from a curve; how far a parameter moved.
 
 The loss is drawn as log10 on a linear axis with our own tick labels: losses span decades, and
 plotext's log axis labels its ticks with long fixed-point numbers (0.00000013).
@@ -7,6 +8,8 @@ plotext's log axis labels its ticks with long fixed-point numbers (0.00000013).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TypeVar
 
 import plotext
 from rich.text import Text
@@ -15,6 +18,8 @@ MAX_WIDTH = 72
 HEIGHT = 12
 # 256-colour codes of the loss and val_loss lines; the caption's keys use the same ones.
 SERIES_COLORS = (12, 10)  # bright blue, bright green
+BLOCKS = "▁▂▃▄▅▆▇█"
+T = TypeVar("T")
 
 
 def loss_plot(columns: dict[str, list], width: int) -> Text | None:
@@ -98,3 +103,38 @@ def _caption(names: list[str]) -> Text:
         caption.append("━━ ", style=f"color({color})")
         caption.append(name)
     return caption
+
+
+def sparkline(values: list[float], width: int = 60, *, linear: bool = False) -> str:
+    """Unicode sparkline, log scale (losses) or linear (parameters, which may be negative);
+    each character is the mean over its bucket of epochs (of log10 on the log scale), so a
+    curve of any length fits `width` characters."""
+    if linear:
+        points = [v for v in values if math.isfinite(v)]
+    else:
+        points = [math.log10(v) for v in values if v > 0 and math.isfinite(v)]
+    if not points:
+        return ""
+    n = min(width, len(points))
+    means = []
+    for i in range(n):
+        bucket = points[i * len(points) // n : (i + 1) * len(points) // n]
+        means.append(sum(bucket) / len(bucket))
+    low, high = min(means), max(means)
+    span = (high - low) or 1.0
+    return "".join(BLOCKS[round((m - low) / span * (len(BLOCKS) - 1))] for m in means)
+
+
+def pick_epochs(epochs: Sequence[T], count: int = 8) -> list[T]:
+    """About `count` rows evenly spread over the curve, always the first and the last."""
+    if len(epochs) <= count:
+        return list(epochs)
+    step = (len(epochs) - 1) / (count - 1)
+    return [epochs[round(i * step)] for i in range(count)]
+
+
+def movement(name: str, first: float, last: float, epochs: tuple[int, int]) -> str:
+    return (
+        f"{name}: {first:+.4f} (epoch {epochs[0]}) → {last:+.4f} (epoch {epochs[1]}), "
+        f"moved {last - first:+.4f}"
+    )

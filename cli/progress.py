@@ -15,9 +15,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cli.client import TERMINAL, Client, CliError
-from cli.render import STATUS_STYLE, fmt_loss
-from cli.tables import counts_text
+from cli.client import Client, CliError
+from cli.tables import STATUS_STYLE, counts_text, fmt_loss
+from models.status import TERMINAL, JobStatus
 
 POLL_SECONDS = 0.2
 
@@ -85,9 +85,9 @@ def follow(client: Client, job_id: str, console: Console, *, show: bool = True) 
 def finish(job: dict, console: Console, *, quiet: bool = False) -> None:
     """One closing line for a job that ended; CliError (exit 1) when it did not succeed."""
     where = f"epoch {job['epochs_done']}/{job['epochs_total']}"
-    if job["status"] == "failed":
+    if job["status"] == JobStatus.FAILED:
         raise CliError(f"job {job['id']} failed at {where}: {job['error']}")
-    if job["status"] == "cancelled":
+    if job["status"] == JobStatus.CANCELLED:
         raise CliError(f"job {job['id']} was cancelled at {where}")
     if not quiet:
         console.print(
@@ -100,7 +100,7 @@ def ended_cancelled(job: dict, console: Console, *, quiet: bool = False) -> None
     """The closing line of `cancel --wait`; CliError (exit 1) when the job ended otherwise —
     it finished or failed before its worker's next flush saw the request."""
     where = f"epoch {job['epochs_done']}/{job['epochs_total']}"
-    if job["status"] != "cancelled":
+    if job["status"] != JobStatus.CANCELLED:
         error = f": {job['error']}" if job["error"] else ""
         raise CliError(f"job {job['id']} {job['status']} at {where} before it could stop{error}")
     if not quiet:

@@ -14,6 +14,9 @@ from cli.common import DEFAULT_URL, AsJson, Key, Url, app, console, friendly, pr
 from cli.common import read_json_object as read_json
 from cli.progress import follow_batch
 from cli.tables import batches_table, counts_text, leaderboard_table
+from models.status import JobStatus
+
+UNSUCCESSFUL = (JobStatus.FAILED, JobStatus.CANCELLED)
 
 BatchId = Annotated[str, typer.Argument(help="The batch's id (or its first characters).")]
 GRID_EXAMPLE = '"grid": {"optimizer.learning_rate": [0.5, 0.1], "seed": [1, 2]}'
@@ -39,9 +42,9 @@ def batch_body(source: str, name: str | None) -> dict:
 
 
 def fail_unless_all_succeeded(batch: dict) -> None:
-    bad = [row for row in batch["leaderboard"] if row["status"] in ("failed", "cancelled")]
+    bad = [row for row in batch["leaderboard"] if row["status"] in UNSUCCESSFUL]
     if bad:
-        counts = {s: n for s, n in batch["counts"].items() if s in ("failed", "cancelled")}
+        counts = {s: n for s, n in batch["counts"].items() if s in UNSUCCESSFUL}
         what = " and ".join(f"{n} {s}" for s, n in counts.items())
         raise CliError(
             f"batch {batch['id']}: {what} of {batch['total']} jobs; "

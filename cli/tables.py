@@ -1,18 +1,138 @@
-"""Tables for batches (leaderboard, list) and for a job's history (epochs, one parameter)."""
+"""What the CLI prints as text and tables: jobs, batches, a job's history (epochs, one
+parameter, a layer's W^l and b^l), API keys, each status in its colour."""
 
 from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from cli.render import STATUS_STYLE, fmt_loss, fmt_time, status_text
+from models.status import JobStatus
 
-STATUS_ORDER = ("succeeded", "running", "queued", "failed", "cancelled")
+# Each status in its colour, listed in the order batch counts show them.
+STATUS_STYLE = {
+    JobStatus.SUCCEEDED: "green",
+    JobStatus.RUNNING: "blue",
+    JobStatus.QUEUED: "grey50",
+    JobStatus.FAILED: "red",
+    JobStatus.CANCELLED: "yellow",
+}
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def fmt_loss(value: float | None, digits: int = 6) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def fmt_time(value: str | None, seconds: bool = True) -> str:
+    """Local time; the API sends UTC ISO 8601."""
+    if not value:
+        return "—"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def job_loss(job: dict) -> float | None:
+    return job["final_loss"] if job["final_loss"] is not None else job["latest_loss"]
+
+
+ORDERS = {
+    "-created_at": "newest first",
+    "created_at": "oldest first",
+    "final_loss": "lowest final loss first",
+    "-final_loss": "highest final loss first",
+}
+
+
+def jobs_table(jobs: list[dict], width: int = 80, order: str = "-created_at") -> Table:
+    """Only the name is cut to fit `width`: rich would otherwise squeeze every column."""
+    table = Table(
+        title=f"{len(jobs)} job(s), {ORDERS.get(order, order)}",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("id", style="cyan", no_wrap=True)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=max(width - 58, 8))
+    table.add_column("status", no_wrap=True)
+    table.add_column("progress", justify="right", no_wrap=True)
+    table.add_column("loss", justify="right", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    for job in jobs:
+        table.add_row(
+            job["id"][:8],
+            Text(job["name"]),
+            status_text(job["status"]),
+            f"{job['epochs_done']}/{job['epochs_total']}",
+            fmt_loss(job_loss(job), digits=4),
+            fmt_time(job["created_at"], seconds=False),
+        )
+    return table
+
+
+def spec_summary(spec: dict) -> str:
+    net, opt = spec["network"], spec["optimizer"]
+    layers = "-".join(map(str, net["layers"]))
+    return (
+        f"{layers} {net['activation']}/{net['output_activation']}, {spec['loss']}, "
+        f"{opt['name']} α={opt['learning_rate']}, batch {spec['batch_size'] or 'full'}, "
+        f"seed {spec['seed']}"
+    )
+
+
+def job_table(job: dict) -> Table:
+    """`deltaflow show`: one row per field a person asks about."""
+    table = Table(show_header=False, title=f"job {job['id']}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    tags = ", ".join(f"{k}={v}" for k, v in job["tags"].items()) or "—"
+    rows: list[tuple[str, str | Text]] = [
+        ("name", job["name"]),
+        ("status", status_text(job["status"])),
+        ("progress", f"epoch {job['epochs_done']}/{job['epochs_total']}"),
+        ("loss (latest)", fmt_loss(job["latest_loss"])),
+        ("loss (best)", fmt_loss(job["best_loss"])),
+        ("loss (final)", fmt_loss(job["final_loss"])),
+        ("network", spec_summary(job["spec"])),
+        ("tags", tags),
+        ("attempt", str(job["attempt"])),
+        ("dataset", job["dataset_id"]),
+        ("created", fmt_time(job["created_at"])),
+        ("started", fmt_time(job["started_at"])),
+        ("finished", fmt_time(job["finished_at"])),
+    ]
+    if job["batch_id"]:
+        rows.append(("batch", job["batch_id"]))
+    if job["cancel_requested_at"]:
+        rows.append(("cancel requested", fmt_time(job["cancel_requested_at"])))
+    for key, value in rows:
+        # Names and tags are the user's text, not rich markup.
+        table.add_row(key, Text(value) if isinstance(value, str) else value)
+    return table
+
+
+def layer_table(layer: dict, epoch: int) -> Table:
+    """W^l and b^l side by side: row k holds w^l_kj for every j, then b^l_k."""
+    l, weights = layer["layer"], layer["weights"]
+    table = Table(title=f"W^{l} ({len(weights)}×{len(weights[0])}) and b^{l} at epoch {epoch}")
+    table.add_column("k", justify="right", style="bold")
+    for j in range(len(weights[0])):
+        table.add_column(f"w^{l}_{{k,{j}}}", justify="right")
+    table.add_column(f"b^{l}_{{k}}", justify="right", style="magenta")
+    for k, (row, bias) in enumerate(zip(weights, layer["biases"], strict=True)):
+        table.add_row(str(k), *(f"{w:+.4f}" for w in row), f"{bias:+.4f}")
+    return table
 
 
 def _compact(title: str | None = None) -> Table:
@@ -38,8 +158,8 @@ def grid_point(point: dict[str, Any] | None) -> str:
 def counts_text(counts: dict[str, int]) -> Text:
     """`2 succeeded · 1 running`, each status in its colour, in a fixed order."""
     text = Text()
-    known = [s for s in STATUS_ORDER if counts.get(s)]
-    for status in known + sorted(set(counts) - set(STATUS_ORDER)):
+    known = [s for s in STATUS_STYLE if counts.get(s)]
+    for status in known + sorted(set(counts) - set(STATUS_STYLE)):
         if text:
             text.append(" · ")
         text.append(f"{counts[status]} {status}", style=STATUS_STYLE.get(status, ""))
@@ -100,13 +220,15 @@ def fmt_metric(value: Any) -> str:
     return str(value)
 
 
-def epochs_table(columns: dict[str, list[Any]], *, hide_empty: bool = False) -> Table:
+def epochs_table(
+    columns: dict[str, list[Any]], *, hide_empty: bool = False, title: str | None = None
+) -> Table:
     """One row per epoch, one column per field the server sent (hide_empty: without the fields
     this job never recorded, e.g. val_loss without a validation split). Per-layer norms may
     wrap at their spaces; numbers are never cut."""
     if hide_empty:
         columns = {k: v for k, v in columns.items() if any(x is not None for x in v)}
-    table = _compact()
+    table = _compact(title)
     for name, values in columns.items():
         per_layer = any(isinstance(v, list) for v in values)
         table.add_column(name, justify="right", no_wrap=not per_layer, min_width=len(name))

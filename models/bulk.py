@@ -14,30 +14,33 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import psycopg
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 
-from models.tables import Dataset
+from models.base import Base
+from models.tables import PER_LAYER_FIELDS, Dataset
 
 
 def insert_ignore_rows(
-    session: Session, table: Table, job_id: uuid.UUID, rows: Sequence[tuple[Any, ...]]
+    session: Session, model: type[Base], job_id: uuid.UUID, rows: Sequence[Sequence[Any]]
 ) -> None:
-    """Insert (job_id, *row) for each row into `table`, whose first column is job_id and whose
-    primary key is (job_id, …); rows whose key exists already are skipped."""
+    """Insert (job_id, *row) for each row into `model`'s table, whose first column is job_id
+    and whose primary key is (job_id, …); rows whose key exists already are skipped."""
     if not rows:
         return
+    table = cast(Table, model.__table__)  # a declarative class maps one Table
     conn = session.connection()
     columns = [c.name for c in table.columns]
     names = ", ".join(columns)
     keys = ", ".join(c.name for c in table.primary_key.columns)
     if conn.dialect.name == "postgresql":
-        _copy_then_insert(conn.connection.driver_connection, table.name, names, keys, job_id, rows)
+        _copy_then_insert(_psycopg(conn), table.name, names, keys, job_id, rows)
         return
     marks = ", ".join("?" * len(columns))
     key = job_id.hex  # how SQLAlchemy's Uuid type stores a UUID on SQLite
@@ -74,6 +77,14 @@ def _copy_then_insert(pg, table: str, names: str, keys: str, job_id, rows) -> No
         )
 
 
+def _psycopg(conn: Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under SQLAlchemy's: COPY and binary results need the driver."""
+    driver = conn.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError(f"expected a psycopg connection, got {type(driver).__name__}")
+    return driver
+
+
 def upsert(session: Session, model: type, values: dict[str, Any], keys: Sequence[str]) -> None:
     """INSERT, or UPDATE the row with the same `keys`: one statement, no read of the old row
     (a merge would first load the old checkpoint's megabytes only to overwrite them)."""
@@ -89,12 +100,15 @@ def dataset_arrays(session: Session, dataset_id: uuid.UUID) -> tuple[np.ndarray,
     conn = session.connection()
     if conn.dialect.name != "postgresql":
         return session.get_one(Dataset, dataset_id).arrays()
-    with conn.connection.driver_connection.cursor(binary=True) as cur:
+    with _psycopg(conn).cursor(binary=True) as cur:
         cur.execute(
             "SELECT n_samples, n_features, n_outputs, x, y FROM datasets WHERE id = %s",
             (dataset_id,),
         )
-        n, n_features, n_outputs, x, y = cur.fetchone()
+        found = cur.fetchone()
+    if found is None:
+        raise NoResultFound(f"no data set {dataset_id}")
+    n, n_features, n_outputs, x, y = found
     return Dataset(n_samples=n, n_features=n_features, n_outputs=n_outputs, x=x, y=y).arrays()
 
 
@@ -127,7 +141,7 @@ def epoch_columns(
     cols = list(zip(*rows, strict=True)) if rows else [()] * (len(fields) + 1)
     out = {"epoch": np.array(cols[0], dtype=np.int64)}
     for name, col in zip(fields, cols[1:], strict=True):
-        if name.startswith("grad_norm"):
+        if name in PER_LAYER_FIELDS:
             out[name] = np.frombuffer(b"".join(col), "<f8").reshape(len(col), n_layers)
         else:
             out[name] = np.array(col, dtype=np.float64)  # None becomes NaN
@@ -141,21 +155,21 @@ def _pg_columns(conn, job_id, fields, n_layers, where, limit) -> dict[str, np.nd
     columns stay aligned with the epoch column, which puts them in order."""
     packed = ["string_agg(int4send(epoch), ''::bytea)"]
     for f in fields:
-        value = f if f.startswith("grad_norm") else f"float8send(COALESCE({f}, 'NaN'::float8))"
+        value = f if f in PER_LAYER_FIELDS else f"float8send(COALESCE({f}, 'NaN'::float8))"
         packed.append(f"string_agg({value}, ''::bytea)")
     condition = where.format(job="%s")
     query = (
         f"SELECT {', '.join(packed)} FROM (SELECT * FROM epochs WHERE {condition} "
         f"ORDER BY epoch LIMIT {int(limit)}) AS page"
     )
-    with conn.connection.driver_connection.cursor(binary=True) as cur:
+    with _psycopg(conn).cursor(binary=True) as cur:
         cur.execute(query, (job_id,))
-        row = cur.fetchone()
+        row = cur.fetchone() or (None,) * (len(fields) + 1)  # an aggregate: always one row
     epochs = np.frombuffer(row[0] or b"", ">i4").astype(np.int64)
     order = np.argsort(epochs, kind="stable")
     out = {"epoch": epochs[order]}
     for f, blob in zip(fields, row[1:], strict=True):
-        if f.startswith("grad_norm"):
+        if f in PER_LAYER_FIELDS:
             values = np.frombuffer(blob or b"", "<f8").reshape(-1, n_layers)
         else:
             values = np.frombuffer(blob or b"", ">f8").astype("<f8")

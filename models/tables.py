@@ -159,25 +159,58 @@ class JobTag(Base):
 
 
 class Epoch(Base):
-    """One epoch's metrics. Gradient norms are float64 bytes, one value per layer l = 1..L."""
+    """One epoch's metrics. The columns after (job_id, epoch) are the epoch fields everywhere:
+    the worker fills them from the engine's EpochResult attributes of the same names, the
+    history API serves them under these names (`EPOCH_FIELDS`), and each column's `doc` is
+    its description in the OpenAPI document. Per-layer values are float64 bytes, one value per
+    layer l = 1..L (`PER_LAYER_FIELDS`)."""
 
     __tablename__ = "epochs"
 
     job_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
-    loss: Mapped[float] = mapped_column(Float)
-    val_loss: Mapped[float | None] = mapped_column(Float)
-    accuracy: Mapped[float | None] = mapped_column(Float)
-    val_accuracy: Mapped[float | None] = mapped_column(Float)
-    grad_norm_weights: Mapped[bytes] = mapped_column(LargeBinary)
-    grad_norm_biases: Mapped[bytes] = mapped_column(LargeBinary)
-    learning_rate: Mapped[float] = mapped_column(Float)
-    duration_ms: Mapped[float] = mapped_column(Float)
+    loss: Mapped[float] = mapped_column(
+        Float,
+        doc="The data cost C over the epoch's training rows: the sample-weighted mean of the "
+        "losses of its mini-batches, each computed in that batch's forward pass. Without the L2 "
+        "penalty (see penalised_loss).",
+    )
+    penalised_loss: Mapped[float | None] = mapped_column(
+        Float,
+        doc="loss plus the L2 penalty (λ/2n)·Σ_l ‖W^l‖², the cost the updates descend, with each "
+        "mini-batch's penalty taken at the weights of its forward pass; null when l2 is 0.",
+    )
+    val_loss: Mapped[float | None] = mapped_column(
+        Float, doc="The data cost on the validation rows after the epoch; null without them."
+    )
+    accuracy: Mapped[float | None] = mapped_column(
+        Float,
+        doc="Fraction of training rows classified right in the epoch's forward passes; null "
+        "for mse.",
+    )
+    val_accuracy: Mapped[float | None] = mapped_column(
+        Float, doc="Fraction of validation rows classified right after the epoch."
+    )
+    grad_norm_weights: Mapped[bytes] = mapped_column(
+        LargeBinary,
+        doc="‖∂C/∂W^l‖ for l = 1..L at the epoch's last update (with the L2 term when l2 > 0).",
+    )
+    grad_norm_biases: Mapped[bytes] = mapped_column(
+        LargeBinary, doc="‖∂C/∂b^l‖ for l = 1..L at the epoch's last update."
+    )
+    learning_rate: Mapped[float] = mapped_column(Float, doc="α used in the epoch.")
+    duration_ms: Mapped[float] = mapped_column(Float, doc="Wall time of the epoch in ms.")
+
+
+EPOCH_FIELDS = tuple(c.name for c in Epoch.__table__.columns if not c.primary_key)
+PER_LAYER_FIELDS = frozenset(
+    c.name for c in Epoch.__table__.columns if isinstance(c.type, LargeBinary)
+)
 
 
 class Snapshot(Base):
     """Every W^l and b^l after `epoch` (0 = initial) as one blob in the spec's dtype:
-    W^1, …, W^L, each in column-major order, then b^1, …, b^L (see models.arrays.Layout).
+    W^1, …, W^L, each in column-major order, then b^1, …, b^L (backprop/layout.py).
     One row per snapshot keeps a flush to one insert per epoch, and w^l_kj still sits at a
     fixed byte offset, so a trajectory reads it with one SQL substr per row."""
 

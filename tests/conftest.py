@@ -97,3 +97,12 @@ def sessions(settings):
     engine = make_engine(settings.database_url)
     yield session_factory(engine)
     engine.dispose()
+
+
+def split_snapshot(blob: bytes, sizes: list[int], dtype: str = "float64"):
+    """(W^l list, b^l list) of a stored snapshot's θ bytes, in the seed's convention."""
+    from backprop.layout import Layout
+    from models.arrays import from_bytes
+
+    layout = Layout(sizes)
+    return layout.split(from_bytes(blob, dtype, (layout.size,)))

@@ -78,7 +78,8 @@ class Recorder:
         totals = add_counters(self.saved, fresh)
         now = utcnow()
         mine = update(ProcessMetrics).where(ProcessMetrics.id == self.id)
-        if s.execute(mine.values(last_seen_at=now, counters=totals)).rowcount:
+        changed = mine.values(last_seen_at=now, counters=totals).returning(ProcessMetrics.id)
+        if s.execute(changed).first() is not None:
             return totals
         if self._in_db:  # the reaper retired the row: its counts are in RETIRED now
             totals = fresh

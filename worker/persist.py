@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import struct
-import sys
 import uuid
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from backprop import EpochResult, Trainer
 from models.arrays import pack, to_bytes, unpack
 from models.base import utcnow
 from models.bulk import insert_ignore_rows, upsert
-from models.tables import Checkpoint, Epoch, Snapshot
+from models.tables import EPOCH_FIELDS, PER_LAYER_FIELDS, Checkpoint, Epoch, Snapshot
 from worker.metrics import histogram
 
 
@@ -36,7 +36,11 @@ def checkpoint_values(job_id: uuid.UUID, trainer: Trainer) -> dict[str, Any]:
     }
 
 
-_NATIVE_LE = sys.byteorder == "little"  # then the engine's arrays are stored as they are
+# An epoch row: (epoch, *EPOCH_FIELDS), read off the EpochResult attributes of the same names
+# in one call; per-layer fields are then packed as float64 bytes.
+_row_values = attrgetter("epoch", *EPOCH_FIELDS)
+_PACKED = [i for i, name in enumerate(("epoch", *EPOCH_FIELDS)) if name in PER_LAYER_FIELDS]
+_DURATION = 1 + EPOCH_FIELDS.index("duration_ms")
 
 
 def _norms(values: list[float]) -> bytes:
@@ -47,29 +51,19 @@ def _norms(values: list[float]) -> bytes:
 class FlushBuffer:
     """What a worker has trained but not yet written: epoch rows and snapshots."""
 
-    def __init__(self, spec: dict[str, Any], best_loss: float | None) -> None:
-        self.snapshot_every = int(spec.get("snapshot_every", 1))
-        # Tuples in the tables' column order, after job_id (see models.bulk).
-        self.epochs: list[tuple[Any, ...]] = []
-        self.snapshots: list[tuple[Any, ...]] = []
+    def __init__(self, snapshot_every: int, best_loss: float | None) -> None:
+        self.snapshot_every = snapshot_every
+        self.epochs: list[list[Any]] = []  # (epoch, *EPOCH_FIELDS), as models.bulk writes them
+        self.snapshots: list[tuple[int, bytes]] = []
         self.best_loss = best_loss
         self.last_loss: float | None = None
         self._last_snapshot = -1
 
     def add(self, r: EpochResult, trainer: Trainer) -> None:
-        self.epochs.append(
-            (
-                r.epoch,
-                r.loss,
-                r.val_loss,
-                r.accuracy,
-                r.val_accuracy,
-                _norms(r.grad_norm_weights),
-                _norms(r.grad_norm_biases),
-                r.learning_rate,
-                r.duration_ms,
-            )
-        )
+        row = list(_row_values(r))
+        for i in _PACKED:
+            row[i] = _norms(row[i])
+        self.epochs.append(row)
         watched = r.loss if r.val_loss is None else r.val_loss
         if self.best_loss is None or watched < self.best_loss:
             self.best_loss = watched
@@ -78,13 +72,10 @@ class FlushBuffer:
             self.add_snapshot(r.epoch, trainer)
 
     def add_snapshot(self, epoch: int, trainer: Trainer) -> None:
-        """Every W^l and b^l as they are now, in the snapshot layout (models.arrays.Layout)."""
+        """θ as it is now: every W^l and b^l in the engine's layout (backprop/layout.py)."""
         if epoch == self._last_snapshot:
             return
-        net = trainer.network
-        self.snapshots.append(
-            (epoch, net.parameters_bytes() if _NATIVE_LE else to_bytes(net.theta))
-        )
+        self.snapshots.append((epoch, to_bytes(trainer.network.theta)))
         self._last_snapshot = epoch
 
     def progress(self) -> dict[str, Any]:
@@ -99,8 +90,8 @@ class FlushBuffer:
 
     def write(self, s: Session, job_id: uuid.UUID, trainer: Trainer | None) -> None:
         """Epoch rows and snapshots (insert-or-ignore) and, given a trainer, its checkpoint."""
-        insert_ignore_rows(s, Epoch.__table__, job_id, self.epochs)
-        insert_ignore_rows(s, Snapshot.__table__, job_id, self.snapshots)
+        insert_ignore_rows(s, Epoch, job_id, self.epochs)
+        insert_ignore_rows(s, Snapshot, job_id, self.snapshots)
         if trainer is not None:
             upsert(s, Checkpoint, checkpoint_values(job_id, trainer), ("job_id",))
 
@@ -108,7 +99,7 @@ class FlushBuffer:
         """What writing this buffer adds to the worker's counters (worker/metrics.py)."""
         if not self.epochs:
             return {}
-        ms = np.fromiter((row[-1] for row in self.epochs), np.float64)  # duration_ms, last
+        ms = np.fromiter((row[_DURATION] for row in self.epochs), np.float64)
         return {"epochs_trained": len(self.epochs), "epoch_seconds": histogram(ms / 1e3)}
 
     def clear(self) -> None:

@@ -1,7 +1,7 @@
 """The reaper: recovers what the broker loses (DESIGN §5).
 
-Each pass, in one transaction per job: a `running` job whose lease expired goes back to
-`queued` (or to `failed` once max_attempts claims were used); a `queued` job never published,
+Each pass, in one transaction per job: a running job whose lease expired is queued again (or
+failed once max_attempts claims were used: models/lifecycle.py); a queued job never published,
 or published longer ago than `republish_after`, is published again — the job row is the outbox,
 so a crash between commit and publish loses nothing. On the embedded broker it also deletes
 consumed messages, which kombu never does. It counts what it did in its process_metrics row
@@ -17,16 +17,16 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from models import lifecycle
 from models.base import utcnow
 from models.db import make_engine, session_factory
-from models.tables import Job
+from models.status import JobStatus
 from settings import Settings, get_settings
 from worker import logs
 from worker.celery_app import make_celery, publish
-from worker.lease import close_attempts
 from worker.metrics import Recorder, retire
 
 log = logging.getLogger("worker.reaper")  # not __main__ under python -m
@@ -38,56 +38,21 @@ def reap_once(sessions: sessionmaker[Session], app: Celery, settings: Settings) 
     done: Counter = Counter()
     now = utcnow()
     with sessions.begin() as s:
-        expired = s.scalars(
-            select(Job.id).where(Job.status == "running", Job.lease_expires_at < now)
-        ).all()
+        expired = lifecycle.expired_leases(s, now)
     for job_id in expired:
         with sessions.begin() as s:
-            outcome = _expire(s, job_id, now, settings.max_attempts)
-        if outcome:
-            done[outcome] += 1
-    stale = now - timedelta(seconds=settings.republish_after)
+            if lifecycle.give_up(s, job_id, now, settings.max_attempts):
+                done[JobStatus.FAILED] += 1
+            elif lifecycle.requeue_expired(s, job_id, now):
+                done["requeued"] += 1
     with sessions.begin() as s:
-        queued = s.scalars(
-            select(Job.id).where(
-                Job.status == "queued", or_(Job.published_at.is_(None), Job.published_at < stale)
-            )
-        ).all()
+        queued = lifecycle.unpublished(s, now - timedelta(seconds=settings.republish_after))
     for job_id in queued:
         publish(app, job_id)
         with sessions.begin() as s:
-            s.execute(update(Job).where(Job.id == job_id).values(published_at=utcnow()))
+            lifecycle.mark_published(s, [job_id])
         done["republished"] += 1
     return done
-
-
-def _expire(s: Session, job_id, now, max_attempts: int) -> str | None:
-    """Requeue or fail one job whose lease expired, if it still is so (guarded UPDATE)."""
-    still_expired = (Job.id == job_id) & (Job.status == "running") & (Job.lease_expires_at < now)
-    failed = s.execute(
-        update(Job)
-        .where(still_expired, Job.attempt >= max_attempts)
-        .values(
-            status="failed",
-            error=f"gave up after {max_attempts} attempts: each time, the worker running it "
-            "stopped renewing its lease (killed, out of memory, or cut off)",
-            finished_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-    ).rowcount
-    if failed:
-        close_attempts(s, job_id, "lease expired", now)
-        return "failed"
-    requeued = s.execute(
-        update(Job)
-        .where(still_expired)
-        .values(status="queued", lease_owner=None, lease_expires_at=None, published_at=None)
-    ).rowcount
-    if not requeued:
-        return None
-    close_attempts(s, job_id, "lease expired", now)
-    return "requeued"
 
 
 def purge_consumed(settings: Settings) -> int:
@@ -108,7 +73,7 @@ def record_pass(
 ) -> None:
     """Count a pass's work in the reaper's row, and fold long-gone processes' rows, in one
     transaction (the row's last_seen_at says the reaper is alive)."""
-    actions = {"requeued": 0, "failed": 0, "republished": 0, "purged": 0} | dict(done)
+    actions = {"requeued": 0, JobStatus.FAILED: 0, "republished": 0, "purged": 0} | dict(done)
     recorder.save(sessions, {"reaper_actions": actions}, also=lambda s: retire(s, retire_before))
 
 

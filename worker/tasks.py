@@ -46,5 +46,6 @@ def _unbind_job(**_kwargs) -> None:
 
 @app.task(name=TASK_TRAIN)
 def train(job_id: str) -> str:
+    """What became of the job: its status, or how the run left it (Celery logs this)."""
     catch_release_signal()
-    return runner().run(uuid.UUID(job_id))
+    return str(runner().run(uuid.UUID(job_id)))

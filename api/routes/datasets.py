@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import datasets, pagination
-from api.deps import OwnerDep, SessionDep
+from api.deps import OwnerDep, SessionDep, get_owned
 from api.errors import problems, unprocessable
 from api.fields import Column, CursorQuery, Name, PageLimit
 from api.schemas import DatasetCreate, DatasetOut, Page
@@ -107,7 +107,7 @@ def list_datasets(
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=problems(404, 422))
 def read_dataset(dataset_id: DatasetIdPath, session: SessionDep, owner: OwnerDep) -> Dataset:
-    return datasets.get(session, owner, dataset_id)
+    return get_owned(session, Dataset, dataset_id, owner)
 
 
 def _read_json(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -46,10 +44,4 @@ def _database(state) -> None:
 
 
 def _broker(state) -> None:
-    settings = state.settings
-    if settings.embedded_broker:
-        with sqlite3.connect(f"file:{settings.broker_file}?mode=ro", uri=True, timeout=2) as db:
-            db.execute("SELECT count(*) FROM kombu_queue").fetchone()
-        return
-    with state.celery.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+    state.queue.check()

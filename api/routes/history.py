@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import select
 
 from api import history, pagination
-from api.deps import OwnerDep, SessionDep, get_job
+from api.deps import OwnerDep, SessionDep, get_owned
 from api.errors import problems, unprocessable
 from api.fields import MAX_EPOCH, CursorQuery
 from api.schemas import (
@@ -24,7 +24,8 @@ from api.schemas import (
     SnapshotOut,
     TrajectoryOut,
 )
-from models.arrays import Layout
+from backprop.layout import Layout, parameter_name
+from backprop.spec import TrainSpec
 from models.tables import Job, Snapshot
 
 router = APIRouter(prefix="/v1/jobs", tags=["history"])
@@ -58,9 +59,10 @@ def list_epochs(
 ) -> Response:
     """Per-epoch metrics in epoch order: a range, chosen fields, rows or columns, and an even
     downsample that always keeps the first, last, minimum-loss and maximum-loss epochs."""
-    job = get_job(session, owner, job_id)
+    job = get_owned(session, Job, job_id, owner)
     chosen = history.parse_fields(fields)
-    rng = history.EpochRange(job_id, len(job.spec["network"]["layers"]) - 1, start, end)
+    n_layers = len(TrainSpec.model_validate(job.spec).network.layers) - 1
+    rng = history.EpochRange(job_id, n_layers, start, end)
     downsampled = next_cursor = None
     if points is not None:
         if cursor:
@@ -103,7 +105,7 @@ def list_snapshots(
     cursor: CursorQuery = None,
 ):
     """The epochs that have a snapshot (0 is the initial network)."""
-    get_job(session, owner, job_id)
+    get_owned(session, Job, job_id, owner)
     after = pagination.decode(cursor, pagination.epoch) if cursor else -1
     epochs = session.scalars(
         select(Snapshot.epoch)
@@ -130,9 +132,10 @@ def read_snapshot(
 ):
     """W^l and b^l at an epoch in the seed's convention (weights[k][j] = w^l_kj); or, with
     `format=npz`, a file numpy.load opens with allow_pickle=False, keys W1, b1, W2, b2, …"""
-    job = get_job(session, owner, job_id)
-    row = snapshot_row(session, job, epoch)
-    Ws, bs = Layout(job.spec["network"]["layers"], job.spec["dtype"]).split(row.parameters)
+    job = get_owned(session, Job, job_id, owner)
+    row = history.snapshot(session, job_id, None if epoch == "latest" else int(epoch))
+    layout, theta = history.parameters(TrainSpec.model_validate(job.spec), row.parameters)
+    Ws, bs = layout.split(theta)
     if format == "npz":
         arrays = {f"W{l}": W for l, W in enumerate(Ws, 1)} | {
             f"b{l}": b for l, b in enumerate(bs, 1)
@@ -152,27 +155,6 @@ def read_snapshot(
     return SnapshotOut(epoch=row.epoch, layers=layers)
 
 
-def snapshot_row(session, job: Job, epoch: str) -> Snapshot:
-    """The snapshot at `epoch` (a number or `latest`), or 404 saying what exists."""
-    if epoch == "latest":
-        number = session.scalar(
-            select(Snapshot.epoch).where(Snapshot.job_id == job.id).order_by(Snapshot.epoch.desc())
-        )
-        if number is None:
-            raise HTTPException(404, detail=f"job {job.id} has no snapshot yet")
-    else:
-        number = int(epoch)
-    row = session.get(Snapshot, (job.id, number)) if number <= MAX_EPOCH else None
-    if row is None:
-        every = job.spec.get("snapshot_every", 1)
-        raise HTTPException(
-            404,
-            detail=f"job {job.id} has no snapshot at epoch {number}; snapshots are kept at "
-            f"epoch 0, every {every} epochs and the last (GET …/snapshots lists them)",
-        )
-    return row
-
-
 @router.get("/{job_id}/trajectory", response_model=TrajectoryOut, responses=problems(404, 422))
 def read_trajectory(
     job_id: JobId,
@@ -184,11 +166,12 @@ def read_trajectory(
     j: Annotated[int | None, Query(description="Neuron j of layer l-1 (weights only).")] = None,
 ) -> Response:
     """The exact value of w^l_kj (or b^l_k) at every snapshot epoch."""
-    job = get_job(session, owner, job_id)
-    layout = Layout(job.spec["network"]["layers"], job.spec["dtype"])
+    job = get_owned(session, Job, job_id, owner)
+    spec = TrainSpec.model_validate(job.spec)
+    layout = Layout(spec.network.layers)
     index = history.parameter_index(layout, layer, param, k, j)
-    epochs, values = history.trajectory(session, job_id, layout, index)
-    name = f"w^{layer}_{k}{j}" if param == "weight" else f"b^{layer}_{k}"
+    epochs, values = history.trajectory(session, job_id, np.dtype(spec.dtype), index)
+    name = parameter_name(layer, k, j if param == "weight" else None)
     body = {"name": name, "layer": layer, "param": param, "k": k, "j": j}
     return Response(
         orjson.dumps(body | {"epochs": epochs, "values": values}), media_type="application/json"

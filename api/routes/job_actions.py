@@ -12,10 +12,11 @@ import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import OwnerDep, SessionDep, get_job
+from api import history
+from api.deps import OwnerDep, SessionDep, get_owned
 from api.errors import problems, unprocessable
 from api.fields import MAX_EPOCH
 from api.schemas import (
@@ -29,9 +30,9 @@ from api.schemas import (
 )
 from backprop.network import Network
 from backprop.spec import TrainSpec
-from models.arrays import Layout
-from models.base import utcnow
-from models.tables import TERMINAL_STATUSES, Checkpoint, Epoch, Job, JobTag, Snapshot
+from models import lifecycle
+from models.status import TERMINAL
+from models.tables import Checkpoint, Epoch, Job, JobTag, Snapshot
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -54,32 +55,12 @@ def cancel_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> Job:
     worker stops at its next flush (status `cancelled`, keeping the epochs it stored). Asking
     again keeps the first request's time."""
     with session.begin():
-        job = get_job(session, owner, job_id)
-        if not _request_cancel(session, job_id):
+        job = get_owned(session, Job, job_id, owner)
+        if not lifecycle.request_cancel(session, job_id):
             session.refresh(job)
             raise HTTPException(409, detail=f"job {job_id} has already ended ({job.status})")
         session.refresh(job)
     return job
-
-
-def _request_cancel(session: Session, job_id: uuid.UUID) -> bool:
-    """Cancel a queued job or flag a running one; False if it had ended.
-
-    Each UPDATE is guarded by the status it expects, so a job that changed since it was read
-    is handled by the other: a worker may claim a queued job meanwhile (then it is flagged),
-    and the reaper may requeue a running one whose lease expired (hence a second pass)."""
-    now = utcnow()
-    first = func.coalesce(Job.cancel_requested_at, now)
-    stop = update(Job).where(Job.id == job_id, Job.status == "queued")
-    stop = stop.values(status="cancelled", finished_at=now, cancel_requested_at=first)
-    flag = update(Job).where(Job.id == job_id, Job.status == "running")
-    flag = flag.values(cancel_requested_at=first)
-    for _ in range(2):
-        for statement in (stop, flag):
-            done = session.execute(statement.execution_options(synchronize_session=False))
-            if done.rowcount:
-                return True
-    return False
 
 
 @router.delete(
@@ -92,8 +73,8 @@ def delete_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> None:
     """Delete a finished job with its epochs, snapshots, checkpoint and tags; keep its data set,
     which other jobs may share."""
     with session.begin():
-        job = get_job(session, owner, job_id)
-        if job.status not in TERMINAL_STATUSES:
+        job = get_owned(session, Job, job_id, owner)
+        if not job.status.terminal:
             raise _still_running(job_id, job.status)
         # epochs and snapshots have no foreign key (models.tables), so nothing cascades to them.
         for table in (Epoch, Snapshot, Checkpoint, JobTag):
@@ -101,9 +82,9 @@ def delete_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> None:
         # Guarded by the status so a job requeued since the read above (a batch retry) is kept:
         # raising here rolls every delete back.
         gone = session.execute(
-            delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL_STATUSES))
-        ).rowcount
-        if gone != 1:
+            delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL)).returning(Job.id)
+        ).first()
+        if gone is None:
             raise _still_running(job_id, "queued again")
 
 
@@ -119,18 +100,18 @@ def predict(job_id: JobId, body: PredictIn, session: SessionDep, owner: OwnerDep
     # A transaction of its own, ended before the forward pass: on SQLite every transaction
     # holds the write lock (BEGIN IMMEDIATE), which workers need for their flushes.
     with session.begin():
-        job = get_job(session, owner, job_id)
+        job = get_owned(session, Job, job_id, owner)
         spec = TrainSpec.model_validate(job.spec)
         _check_width(body.x, spec.network.layers[0])
-        epoch, blob = _snapshot(session, job_id, body.epoch)
-    net = _network(spec, blob)
+        row = history.snapshot(session, job_id, body.epoch)
+    net = _network(spec, row.parameters)
     with np.errstate(over="ignore", invalid="ignore"):
         outputs = net.predict(np.asarray(body.x, dtype=np.float64))
     if not np.isfinite(outputs).all():
         raise unprocessable(
             ["body", "x"], "the network's outputs overflow for these inputs; scale them down"
         )
-    return PredictOut(epoch=epoch, outputs=outputs.tolist())
+    return PredictOut(epoch=row.epoch, outputs=outputs.tolist())
 
 
 def _check_width(x: list[list[float]], n_0: int) -> None:
@@ -143,40 +124,11 @@ def _check_width(x: list[list[float]], n_0: int) -> None:
             )
 
 
-def _snapshot(session: Session, job_id: uuid.UUID, epoch: int | None) -> tuple[int, bytes]:
-    """(epoch, parameters blob) of the requested snapshot, or 404 saying what exists."""
-    query = select(Snapshot.epoch, Snapshot.parameters).where(Snapshot.job_id == job_id)
-    if epoch is None:
-        row = session.execute(query.order_by(Snapshot.epoch.desc()).limit(1)).first()
-    else:
-        row = session.execute(query.where(Snapshot.epoch == epoch)).first()
-    if row is None:
-        raise HTTPException(404, detail=_no_snapshot(session, job_id, epoch))
-    return row.epoch, row.parameters
-
-
-def _no_snapshot(session: Session, job_id: uuid.UUID, epoch: int | None) -> str:
-    """Names the nearest snapshot epochs rather than listing them: a job may have millions."""
-    if epoch is None:
-        return f"job {job_id} has no snapshot yet"
-    of_job = Snapshot.job_id == job_id
-    below = session.scalar(select(func.max(Snapshot.epoch)).where(of_job, Snapshot.epoch < epoch))
-    above = session.scalar(select(func.min(Snapshot.epoch)).where(of_job, Snapshot.epoch > epoch))
-    nearest = [str(e) for e in (below, above) if e is not None]
-    if not nearest:
-        return f"job {job_id} has no snapshot yet"
-    return (
-        f"job {job_id} has no snapshot at epoch {epoch}; the nearest are at epoch "
-        f"{' and '.join(nearest)} (GET /v1/jobs/{job_id}/snapshots lists them all)"
-    )
-
-
 def _network(spec: TrainSpec, blob: bytes) -> Network:
-    """The engine's network with the snapshot's parameters: a blob has theta's layout."""
+    """The engine's network with a snapshot's parameters (a blob is θ, in θ's layout)."""
     n = spec.network
     net = Network(n.layers, n.activation, n.output_activation, spec.dtype, n.leaky_slope)
-    layout = Layout(n.layers, spec.dtype)  # its dtype is little-endian, as blobs are stored
-    net.theta[...] = np.frombuffer(blob, dtype=layout.dtype, count=layout.size)
+    net.theta[...] = history.parameters(spec, blob)[1]
     return net
 
 
@@ -186,7 +138,7 @@ def _stream_start(job_id: JobId, request: Request, owner: OwnerDep) -> StatusEve
     A short session of its own rather than SessionDep, which would stay open (and on SQLite
     hold the write lock) for as long as the client listens."""
     with request.app.state.sessions() as session:
-        return _status(get_job(session, owner, job_id))
+        return _status(get_owned(session, Job, job_id, owner))
 
 
 @router.get(
@@ -219,7 +171,7 @@ async def events(
             yield ServerSentEvent(event="epochs", id=str(after), data=EpochsEvent(epochs=rows))
         if len(rows) == EVENT_ROWS:
             continue  # more rows are waiting; the status follows once they are sent
-        finished = state.status in TERMINAL_STATUSES
+        finished = state.status.terminal
         if finished or state.status != sent.status:
             sent = state
             yield _event(state, after)

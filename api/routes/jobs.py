@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from api import datasets, limits, listing, submission
-from api.deps import CeleryDep, OwnerDep, SessionDep, SettingsDep, get_job
-from api.errors import problems, unprocessable
+from api import listing, submission
+from api.deps import OwnerDep, QueueDep, SessionDep, SettingsDep, get_owned
+from api.errors import problems
 from api.fields import CursorQuery, IsoTime, Name, PageLimit, TagFilter
 from api.schemas import AttemptOut, JobCreate, JobDetail, JobOut, Page
-from backprop import data
-from models.tables import JOB_STATUSES, Job, JobAttempt
-from settings import Settings
+from models.status import JobStatus
+from models.tables import Job, JobAttempt
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 JobId = Annotated[uuid.UUID, Path(description="The job's id.")]
-JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
 
 
 @router.post(
@@ -34,50 +31,20 @@ def submit(
     body: JobCreate,
     response: Response,
     session: SessionDep,
-    celery: CeleryDep,
+    queue: QueueDep,
     owner: OwnerDep,
     settings: SettingsDep,
     idempotency_key: submission.IdempotencyKey = None,
 ) -> Job:
     """Validate the spec against its data, store the job, then publish its id to the workers."""
-    digest = submission.request_digest(body.model_dump(mode="json")) if idempotency_key else None
-    job, created = submission.create_once(
-        session,
-        Job,
-        owner,
-        idempotency_key,
-        digest,
-        lambda: _store(session, owner, body, settings, idempotency_key, digest),
-    )
-    if created:
-        submission.publish_committed(session, celery, [job.id], drop=settings.fault_drop_publish)
-    else:
+    job, created = submission.submit(
+        session=session, queue=queue, settings=settings, owner=owner, body=body,
+        idempotency_key=idempotency_key,
+    )  # fmt: skip
+    if not created:
         response.status_code = 200
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
-
-
-def _store(
-    session: Session,
-    owner: str,
-    body: JobCreate,
-    settings: Settings,
-    key: str | None,
-    digest: str | None,
-) -> Job:
-    """Check the spec against the limits and its data, and add the job (and a new data set);
-    no commit."""
-    spec = body.spec()
-    dataset, name, x, y = datasets.load(session, owner, body.dataset)
-    limits.check(spec, x, settings, [])
-    try:
-        data.prepare(spec, x, y)
-    except ValueError as exc:
-        raise unprocessable(["body", "dataset"], str(exc)) from None
-    dataset = dataset or datasets.store(session, owner, name, x, y)
-    return submission.add_job(
-        session, owner, body, spec, dataset.id, idempotency_key=key, request_sha256=digest
-    )
 
 
 @router.get("", response_model=Page[JobOut], responses=problems(422))
@@ -85,7 +52,7 @@ def list_jobs(
     session: SessionDep,
     owner: OwnerDep,
     status: Annotated[
-        list[JobStatus] | None, Query(max_length=len(JOB_STATUSES), description="Any of.")
+        list[JobStatus] | None, Query(max_length=len(JobStatus), description="Any of.")
     ] = None,
     name: Annotated[Name | None, Query(description="Name prefix.")] = None,
     tag: Annotated[
@@ -108,7 +75,7 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobDetail, responses=problems(404, 422))
 def read_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> JobDetail:
     """The job, with every attempt workers made at it: a resumed job shows why."""
-    job = get_job(session, owner, job_id)
+    job = get_owned(session, Job, job_id, owner)
     attempts = session.scalars(
         select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.attempt)
     ).all()

@@ -150,12 +150,31 @@ def test_trajectory_equals_the_snapshots(client, trained):
     snapshots = [client.get(f"{base}/snapshots/{e}").json() for e in epochs]
     w = client.get(f"{base}/trajectory", params={"layer": 1, "param": "weight", "k": 3, "j": 1})
     assert w.status_code == 200
-    assert w.json()["name"] == "w^1_31"
+    assert w.json()["name"] == "w^1_{3,1}"
     assert w.json()["epochs"] == epochs
     assert w.json()["values"] == [s["layers"][0]["weights"][3][1] for s in snapshots]
     b = client.get(f"{base}/trajectory", params={"layer": 2, "param": "bias", "k": 0}).json()
+    assert b["name"] == "b^2_{0}"
     assert b["values"] == [s["layers"][1]["biases"][0] for s in snapshots]
     assert len(set(b["values"])) > 1  # the bias moved
+
+
+def test_names_tell_apart_weights_of_a_layer_wider_than_10(client, trained):
+    """w^1_kj with k = 11, j = 0 and with k = 1, j = 10 were both `w^1_110`."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (8, 11)).round(3).tolist()
+    body = {"name": "wide", "network": {"layers": [11, 12, 1]}, "epochs": 5,
+            "dataset": {"inline": {"x": x, "y": [0, 1] * 4}}}  # fmt: skip
+    job = trained(body)
+    base = f"/v1/jobs/{job['id']}"
+    last = client.get(f"{base}/snapshots/latest").json()["layers"][0]["weights"]
+    found = {}
+    for k, j in ((11, 0), (1, 10)):
+        params = {"layer": 1, "param": "weight", "k": k, "j": j}
+        got = client.get(f"{base}/trajectory", params=params).json()
+        assert got["values"][-1] == last[k][j]
+        found[got["name"]] = (k, j)
+    assert found == {"w^1_{11,0}": (11, 0), "w^1_{1,10}": (1, 10)}
 
 
 @pytest.mark.parametrize(

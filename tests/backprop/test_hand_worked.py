@@ -5,6 +5,7 @@ The first case is the classic example of M. Mazur ("A step by step backpropagati
 Neuron indices are 0-based as in the API: w^l_kj is W^l[k, j].
 """
 
+from dataclasses import dataclass
 from math import exp
 
 import numpy as np
@@ -29,12 +30,30 @@ ALPHA = 0.5
 
 def _net():
     net = Network([2, 2, 1], "sigmoid", "sigmoid")
-    net.set_parameters([W1, W2], [b1, b2])
+    for view, value in zip(net.weights + net.biases, [W1, W2, b1, b2], strict=True):
+        view[...] = value  # views into θ, in the seed's convention
     return net
 
 
+@dataclass
+class Pass:
+    """One forward and backward pass, in the seed's convention."""
+
+    loss: float  # C, the mean over the batch
+    delta: list[np.ndarray]  # δ^l per sample, shape (B, n_l) (eq. 8, 9)
+    grad_weights: list[np.ndarray]  # ∂C/∂W^l, shape (n_l, n_{l-1}) (eq. 10)
+    grad_biases: list[np.ndarray]  # ∂C/∂b^l (eq. 14)
+
+
 def _step(net, x, y):
-    bp = net.backprop(x, y, loss("mse"))
+    """The engine's forward and backward pass, then one SGD update (eq. 11, 15)."""
+    B = x.shape[0]
+    ws = net.workspace(B)
+    net.forward(x, ws)
+    cost = net.backward(x, y, ws, loss("mse"))
+    grad_weights, grad_biases = net.layout.split(net.grad.copy())
+    # The engine scales δ^L by 1/B once, which averages every gradient: undo it per sample.
+    bp = Pass(cost / B, [d * B for d in ws.delta], grad_weights, grad_biases)
     SgdRule(Sgd(learning_rate=ALPHA), net.n_parameters, net.dtype).step(net.theta, net.grad, ALPHA)
     return bp
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from backprop import datasets, train
+from backprop import data, datasets, gradcheck, train
 from backprop.spec import TrainSpec
 from backprop.train import Diverged, Trainer
 
@@ -197,3 +197,42 @@ def test_gathering_per_batch_equals_gathering_per_epoch(monkeypatch):
     assert not trainer._gather_epoch
     assert [r.loss for r in per_batch] == [r.loss for r in per_epoch]
     assert [r.accuracy for r in per_batch] == [r.accuracy for r in per_epoch]
+
+
+def test_loss_is_the_data_cost_and_penalised_loss_adds_the_l2_penalty():
+    """Full batch: the epoch's loss is C at the weights before its one update, and
+    penalised_loss is C + (λ/2n)·Σ‖W‖² there (gradcheck.cost computes both independently)."""
+    spec = TrainSpec.model_validate(
+        {"network": {"layers": [2, 4, 1]}, "l2": 0.3, "epochs": 1, "optimizer": {"name": "sgd"}}
+    )
+    trainer = Trainer(spec, XOR.x, XOR.y)
+    x, y = XOR.x.astype(float), XOR.y.astype(float)[:, None]
+    data_cost = gradcheck.cost(trainer.network, x, y, trainer.loss)
+    penalised = gradcheck.cost(trainer.network, x, y, trainer.loss, l2=0.3)
+    (result,) = trainer.epochs()
+    assert result.loss == pytest.approx(data_cost, rel=1e-12)
+    assert result.penalised_loss == pytest.approx(penalised, rel=1e-12)
+    assert result.penalised_loss > result.loss
+
+
+def test_penalised_loss_weighs_each_batch_penalty_by_its_rows():
+    """Mini-batches of 3, 3 and 2 rows: each batch's penalty at the weights of its own forward
+    pass, weighted as the batch losses are, replayed here one batch at a time."""
+    x, y = MOONS.x[:8], MOONS.y[:8]
+    spec = _moons_spec(batch_size=3, validation_split=0.0, shuffle=False, epochs=1, l2=0.5)
+    trainer = Trainer(spec, x, y)
+    replay = Trainer(spec, x, y)
+    X, Y = data.prepare(spec, x, y)
+    expected = 0.0
+    for start in (0, 3, 6):
+        xb, yb = X[start : start + 3], Y[start : start + 3]
+        expected += len(xb) * gradcheck.cost(
+            replay.network, xb, yb, replay.loss, l2=0.5 * len(xb) / 8
+        )
+        grad = gradcheck.analytic_gradient(
+            replay.network, xb, yb, replay.loss, l2=0.5 * len(xb) / 8
+        )
+        replay.optimizer.step(replay.network.theta, grad, spec.optimizer.learning_rate)
+    (result,) = trainer.epochs()
+    assert result.penalised_loss == pytest.approx(expected / 8, rel=1e-12)
+    assert _run(_moons_spec(l2=0.0, epochs=1), MOONS.x, MOONS.y)[1][0].penalised_loss is None

@@ -202,13 +202,13 @@ def test_a_failed_job_shows_its_error(page, url: str, jobs: dict) -> None:
 def test_trajectory_chart_shows_the_chosen_weights(page, url: str, jobs: dict) -> None:
     job_id = jobs["xor"]
     page.goto(f"{url}/#/jobs/{job_id}")
-    wait_points(page, "chart-trajectory", "el.dataset.names === 'w^1_00,b^1_0'")
+    wait_points(page, "chart-trajectory", "el.dataset.names === 'w^1_{0,0},b^1_{0}'")
     page.select_option("#trajectory-picker select[name=layer]", "2")
     page.select_option("#trajectory-picker select[name=param]", "weight")
     page.select_option("#trajectory-picker select[name=k]", "0")
     page.select_option("#trajectory-picker select[name=j]", "3")
     page.click("#trajectory-picker button[type=submit]")
-    wait_points(page, "chart-trajectory", "el.dataset.names === 'w^1_00,b^1_0,w^2_03'")
+    wait_points(page, "chart-trajectory", "el.dataset.names === 'w^1_{0,0},b^1_{0},w^2_{0,3}'")
 
     shown = chart(page, "chart-trajectory")
     assert shown["labels"] == ["epoch", "w¹₀₀", "b¹₀", "w²₀₃"]
@@ -220,7 +220,7 @@ def test_trajectory_chart_shows_the_chosen_weights(page, url: str, jobs: dict) -
     assert shown["drawn"] > 50
 
     page.click("#trajectory-picked .chip:first-child button")  # remove w¹₀₀
-    wait_points(page, "chart-trajectory", "el.dataset.names === 'b^1_0,w^2_03'")
+    wait_points(page, "chart-trajectory", "el.dataset.names === 'b^1_{0},w^2_{0,3}'")
 
 
 def hover_cell(page, k: int, j: int, cols: int) -> dict:
@@ -240,7 +240,7 @@ def test_slider_changes_the_heatmap_and_npz_matches(page, url: str, jobs: dict) 
     first = api(url, f"/v1/jobs/{job_id}/snapshots/0")["layers"][0]
 
     seen = hover_cell(page, 1, 0, cols=2)
-    assert seen["cell"] == "w^1_10" and float(seen["value"]) == last["weights"][1][0]
+    assert seen["cell"] == "w^1_{1,0}" and float(seen["value"]) == last["weights"][1][0]
     assert seen["text"].startswith("w¹₁₀ = ") and seen["text"].endswith("at epoch 1500")
     pixels = page.eval_on_selector("#heatmap", "el => el.toDataURL()")
 
@@ -251,7 +251,7 @@ def test_slider_changes_the_heatmap_and_npz_matches(page, url: str, jobs: dict) 
     seen = hover_cell(page, 1, 0, cols=2)
     assert float(seen["value"]) == first["weights"][1][0] != last["weights"][1][0]
     bias = hover_cell(page, 3, 2, cols=2)
-    assert bias["cell"] == "b^1_3" and float(bias["value"]) == first["biases"][3]
+    assert bias["cell"] == "b^1_{3}" and float(bias["value"]) == first["biases"][3]
     assert page.eval_on_selector("#heatmap", "el => el.toDataURL()") != pixels
 
     page.keyboard.press("ArrowRight")

@@ -171,8 +171,8 @@ def test_demo_trains_and_reports(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "cli.main", "demo", "--port", str(free_port()), "--epochs", "300"]
     done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "w^1_00" in done.stdout
-    assert "b^1_0" in done.stdout
+    assert "w^1_{0,0}" in done.stdout
+    assert "b^1_{0}" in done.stdout
     assert "succeeded" in done.stdout
     assert "300/300" in done.stdout
     assert str(tmp_path / "demo.db") in done.stdout

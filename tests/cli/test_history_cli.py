@@ -214,7 +214,7 @@ def test_trajectory_equals_the_snapshots(url: str, job_id: str) -> None:
     result = invoke(url, "trajectory", job_id, "--layer", "1", "--weight", "0", "1", "--json")
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
-    assert found["name"] == "w^1_01"
+    assert found["name"] == "w^1_{0,1}"
     assert found["epochs"] == list(range(0, 201, 20))
     for epoch, value in zip(found["epochs"], found["values"], strict=True):
         snapshot = httpx.get(f"{url}/v1/jobs/{job_id}/snapshots/{epoch}").json()
@@ -224,7 +224,7 @@ def test_trajectory_equals_the_snapshots(url: str, job_id: str) -> None:
 def test_trajectory_table_and_sparkline(url: str, job_id: str) -> None:
     result = invoke(url, "trajectory", job_id[:8], "--layer", "2", "--bias", "0")
     assert result.exit_code == 0, result.output
-    assert "b^2_0 at 11 snapshot epochs" in result.stdout
+    assert "b^2_{0} at 11 snapshot epochs" in result.stdout
     rows = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s*\d+\s", line)]
     assert [int(r[0]) for r in rows] == list(range(0, 201, 20))
     assert "(linear scale)" in result.stdout

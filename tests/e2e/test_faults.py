@@ -22,11 +22,10 @@ from sqlalchemy import func, select
 
 from backprop import Trainer, TrainSpec, datasets
 from cli.services import Stack
-from models.arrays import Layout
 from models.db import make_engine, session_factory
 from models.tables import Epoch, Job, JobAttempt, Snapshot
 from settings import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, split_snapshot
 from worker.celery_app import make_celery, publish
 
 MAX_ATTEMPTS = 8
@@ -143,7 +142,7 @@ def _check_epochs(s, job: Job) -> None:
         return
     assert (count, first, last) == (job.epochs_total, 1, job.epochs_total)
     blob = s.get_one(Snapshot, (job.id, job.epochs_total)).parameters
-    Ws, bs = Layout(job.spec["network"]["layers"], job.spec["dtype"]).split(blob)
+    Ws, bs = split_snapshot(blob, job.spec["network"]["layers"], job.spec["dtype"])
     got = [a.copy().tobytes() for a in Ws + bs]
     assert got == reference(job.spec), f"job {job.id} differs from an uninterrupted run"
 

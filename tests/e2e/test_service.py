@@ -13,10 +13,9 @@ from sqlalchemy import select
 
 from backprop import Trainer, TrainSpec, datasets
 from cli.services import Stack
-from models.arrays import Layout
 from models.db import make_engine, session_factory
 from models.tables import Epoch, Snapshot
-from tests.conftest import free_port
+from tests.conftest import free_port, split_snapshot
 
 BODY = {
     "name": "e2e",
@@ -85,7 +84,7 @@ def test_submit_train_and_read_back(stack):
     assert [r.epoch for r in snaps] == [0, 40, 80, 120, 160, 200, 240, 280, 300]
 
     trained = reference(BODY)
-    Ws, bs = Layout(BODY["network"]["layers"], "float64").split(snaps[-1].parameters)
+    Ws, bs = split_snapshot(snaps[-1].parameters, BODY["network"]["layers"])
     for got, want in zip(Ws + bs, trained.weights + trained.biases, strict=True):
         assert got.shape == want.shape
         assert got.tobytes() == want.tobytes()  # bit for bit

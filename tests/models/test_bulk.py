@@ -11,7 +11,7 @@ from sqlalchemy import select
 from models.bulk import epoch_columns, insert_ignore_rows
 from models.db import make_engine, session_factory
 from models.migrate import upgrade
-from models.tables import Dataset, Epoch, Job
+from models.tables import EPOCH_FIELDS, Dataset, Epoch, Job
 
 L = 3
 
@@ -37,20 +37,22 @@ def job_id(sessions):
 
 
 def _rows(epochs, rng):
-    return [
-        (
-            e,
-            float(rng.normal()),
-            None if e % 3 else float(rng.normal()),  # NULLs between values
-            None,
-            None,
-            rng.normal(size=L).astype("<f8").tobytes(),
-            rng.normal(size=L).astype("<f8").tobytes(),
-            0.1,
-            float(e),
-        )
-        for e in epochs
-    ]
+    """Rows as the worker writes them: the epoch, then EPOCH_FIELDS in their declared order."""
+    rows = []
+    for e in epochs:
+        values = {
+            "loss": float(rng.normal()),
+            "penalised_loss": None,
+            "val_loss": None if e % 3 else float(rng.normal()),  # NULLs between values
+            "accuracy": None,
+            "val_accuracy": None,
+            "grad_norm_weights": rng.normal(size=L).astype("<f8").tobytes(),
+            "grad_norm_biases": rng.normal(size=L).astype("<f8").tobytes(),
+            "learning_rate": 0.1,
+            "duration_ms": float(e),
+        }
+        rows.append((e, *(values[field] for field in EPOCH_FIELDS)))
+    return rows
 
 
 FIELDS = ["loss", "val_loss", "grad_norm_weights", "grad_norm_biases", "duration_ms"]
@@ -59,8 +61,8 @@ FIELDS = ["loss", "val_loss", "grad_norm_weights", "grad_norm_biases", "duration
 def test_columns_equal_the_orm_rows(sessions, job_id):
     rows = _rows(range(1, 51), np.random.default_rng(0))
     with sessions.begin() as s:
-        insert_ignore_rows(s, Epoch.__table__, job_id, rows)
-        insert_ignore_rows(s, Epoch.__table__, job_id, rows[10:20])  # ignored: they exist
+        insert_ignore_rows(s, Epoch, job_id, rows)
+        insert_ignore_rows(s, Epoch, job_id, rows[10:20])  # ignored: they exist
     with sessions() as s:
         orm = s.scalars(select(Epoch).where(Epoch.job_id == job_id).order_by(Epoch.epoch)).all()
         cols = epoch_columns(s, job_id, FIELDS, L, first=5, last=40, limit=30)

@@ -17,7 +17,7 @@ from tests.worker.conftest import XOR
 from tests.worker.tcp_proxy import Proxy
 from tests.worker.test_runner import Crash, CrashingRunner, _epochs, _final_parameters, _reference
 from worker.reaper import reap_once
-from worker.runner import Runner
+from worker.runner import Outcome, Runner
 
 LONG = XOR | {"epochs": 3000, "batch_size": 2, "snapshot_every": 250}
 
@@ -68,7 +68,7 @@ def test_a_stopping_worker_releases_its_job(sessions, settings, make_job):
     _wait_for(lambda: _epochs(sessions, job_id))
     runner.stopping.set()
     running["thread"].join(30)
-    assert running["outcome"] == "released"
+    assert running["outcome"] == Outcome.RELEASED == "released: the worker was shutting down"
     with sessions() as s:
         job = s.get_one(Job, job_id)
         checkpoint = s.get_one(Checkpoint, job_id)

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from backprop import Trainer, TrainSpec, datasets
-from models.arrays import Layout
 from models.base import utcnow
 from models.tables import Checkpoint, Epoch, Job, Snapshot
+from tests.conftest import split_snapshot
 from tests.worker.conftest import XOR
 from worker.runner import Runner
 
@@ -58,7 +58,7 @@ def _final_parameters(sessions, job_id, body) -> list[bytes]:
     """W^1 … W^L, b^1 … b^L of the last snapshot, each as bytes in the seed's layout."""
     with sessions() as s:
         row = s.get_one(Snapshot, (job_id, body["epochs"]))
-    Ws, bs = Layout(body["network"]["layers"], "float64").split(row.parameters)
+    Ws, bs = split_snapshot(row.parameters, body["network"]["layers"])
     return [np.ascontiguousarray(a).tobytes() for a in Ws + bs]
 
 

@@ -91,4 +91,10 @@ export function paramLabel(layer, param, k, j) {
   return `w${script(SUP, layer)}${script(SUB, k)}${sep}${script(SUB, j)}`;
 }
 
+// The API's name of a parameter (backprop/layout.py): braced indices, so that w^1_{11,0} and
+// w^1_{1,10} differ whatever the layer widths. Charts and readouts key on it.
+export function paramName(layer, param, k, j) {
+  return param === "bias" ? `b^${layer}_{${k}}` : `w^${layer}_{${k},${j}}`;
+}
+
 export const sup = (n) => script(SUP, n);

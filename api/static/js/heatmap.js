@@ -2,7 +2,7 @@
 // below zero, white at zero, red above, scaled to the largest magnitude shown. Hovering a
 // cell names it in the seed's notation (w^l_kj, b^l_k) with its value.
 
-import { fmtValue, h, paramLabel, sup } from "./format.js";
+import { fmtValue, h, paramLabel, paramName, sup } from "./format.js";
 
 const MAX_WIDTH = 640;
 const GAP = 1; // a cell's share of pixels kept as a grid line when the cells are large
@@ -54,7 +54,7 @@ export function heatmap() {
     const value = bias ? b[k] : W[k][j];
     const param = bias ? "bias" : "weight";
     readout.textContent = `${paramLabel(layer, param, k, j)} = ${fmtValue(value)} at epoch ${epoch}`;
-    readout.dataset.cell = bias ? `b^${layer}_${k}` : `w^${layer}_${k}${j}`;
+    readout.dataset.cell = paramName(layer, param, k, j);
     readout.dataset.value = String(value);
   }
 

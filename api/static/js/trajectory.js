@@ -4,10 +4,10 @@
 
 import { request } from "./api.js";
 import { lineChart, PALETTE } from "./charts.js";
-import { errorBox, h, paramLabel } from "./format.js";
+import { errorBox, h, paramLabel, paramName } from "./format.js";
 
-// The API's name (w^1_01), which tells two parameters apart, and the label people read (w¹₀₁).
-const nameOf = (p) => (p.param === "weight" ? `w^${p.layer}_${p.k}${p.j}` : `b^${p.layer}_${p.k}`);
+// The API's name (w^1_{0,1}), which tells two parameters apart, and the label people read (w¹₀₁).
+const nameOf = (p) => paramName(p.layer, p.param, p.k, p.j);
 const labelOf = (p) => paramLabel(p.layer, p.param, p.k, p.j);
 
 function pathOf(jobId, p) {
