@@ -4,12 +4,15 @@ from logging.config import fileConfig
 
 from alembic import context
 
+from models import tables  # noqa: F401 — puts the tables on Base.metadata, for autogenerate
 from models.base import Base, UtcDateTime
 from models.db import make_engine
 from settings import get_settings
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+# Only a developer's `alembic` command reads alembic.ini (and its logging); deltaflow's own
+# Config (models/migrate.py) has no file, and leaves the logging of its process alone.
+if config.config_file_name is not None:
     fileConfig(config.config_file_name)
 
 
