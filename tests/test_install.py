@@ -3,7 +3,7 @@ environment outside the checkout, runs `deltaflow demo`, `deltaflow up` and the 
 empty directory — migrations included, from the installed `migrations` package.
 
 Cheap enough for every run: the wheel is built without build isolation, and pip installs the
-dependencies from its cache (warm after `make`); about 35 s on a 2-core machine.
+dependencies from its cache (warm after `make`): about 35 s on an idle 2-core machine.
 """
 
 from __future__ import annotations
