@@ -10,12 +10,13 @@ from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import auth, errors, limits
+from api import auth, errors, limits, startup
 from api.logs import configure as configure_logging
 from api.queue import Queue
 from api.routes import batches, dashboard, datasets, health, history, job_actions, jobs, keys
 from api.routes.metrics import mount as mount_metrics
 from models.db import make_engine, session_factory
+from models.schema import check_database
 from settings import Settings, get_settings
 
 log = logging.getLogger("deltaflow.api")
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_database(settings.database_url)  # a DatabaseProblem: see api/startup.py
         engine = make_engine(settings.database_url)
         app.state.settings = settings
         app.state.sessions = session_factory(engine)
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(limits.BodyLimit, max_bytes=settings.max_request_bytes)
     if settings.auth == "required":
         app.add_middleware(auth.RequireKey)
+    app.add_middleware(startup.StartupSentence)
     return app
 
 

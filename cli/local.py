@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,11 +120,19 @@ def _start(stack: Stack) -> None:
     except ServiceError as exc:
         raise CliError(f"{exc}{logs}") from None
     except subprocess.CalledProcessError as exc:
-        raise CliError(
-            f"preparing the database and broker failed (exit code {exc.returncode})"
-        ) from None
+        raise CliError(_bootstrap_failure(exc)) from None
     except subprocess.TimeoutExpired:
         raise CliError("preparing the database and broker took too long") from None
+
+
+def _bootstrap_failure(exc: subprocess.CalledProcessError) -> str:
+    """worker.bootstrap says why it cannot use the database in one line; anything longer (a
+    traceback) is passed on as it was, followed by the usual error line."""
+    lines = (exc.stderr or "").strip().splitlines()
+    if len(lines) == 1:
+        return lines[0]
+    sys.stderr.write(exc.stderr or "")
+    return f"preparing the database and broker failed (exit code {exc.returncode})"
 
 
 def wait_for_exit(stack: Stack) -> None:

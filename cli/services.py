@@ -75,8 +75,15 @@ class Stack:
 
     def start(self, wait: float = 60.0) -> Stack:
         self.check_exposure()
+        # Its stderr is kept for the CalledProcessError: a database it cannot use is one
+        # sentence there, which `up` and `demo` show as their error line (cli/local.py).
         subprocess.run(
-            [sys.executable, "-m", "worker.bootstrap"], env=self.env, check=True, timeout=120
+            [sys.executable, "-m", "worker.bootstrap"],
+            env=self.env,
+            check=True,
+            timeout=120,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name, argv in self.commands().items():
             self.start_process(name, argv)

@@ -10,7 +10,9 @@ from models.tables import Base  # the tables, registered on its metadata
 from settings import get_settings
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+# Only a developer's `alembic` command reads alembic.ini (and its logging); deltaflow's own
+# Config (models/migrate.py) has no file, and leaves the logging of its process alone.
+if config.config_file_name is not None:
     fileConfig(config.config_file_name)
 
 

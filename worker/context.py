@@ -6,9 +6,11 @@ from __future__ import annotations
 import signal
 from functools import cache
 
+from celery.signals import worker_init
 from threadpoolctl import threadpool_limits
 
 from models.db import make_engine, session_factory
+from models.schema import exit_unless_usable
 from settings import get_settings
 from worker.metrics import start_heartbeat
 from worker.runner import Runner
@@ -17,6 +19,14 @@ from worker.runner import Runner
 # (Celery's prefork children see no signal of their own on a warm shutdown).
 RELEASE_SIGNAL = signal.SIGUSR2
 _blas_limit = None
+
+
+@worker_init.connect
+def check_database(**_kwargs) -> None:
+    """In the worker's main process, before the pool forks: a database the worker cannot use
+    stops it with one sentence (Celery lets SystemExit through its signal dispatch), rather
+    than failing every task it would receive."""
+    exit_unless_usable(get_settings().database_url)
 
 
 def worker_process_setup() -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import lifecycle
 from models.base import utcnow
 from models.db import make_engine, session_factory
+from models.schema import exit_unless_usable
 from models.status import JobStatus
 from settings import Settings, get_settings
 from worker import logs
@@ -81,6 +82,7 @@ def main() -> None:
     """Run the reaper until SIGTERM or SIGINT (`python -m worker.reaper`)."""
     settings = get_settings()
     logs.configure(settings.log_format, "%(asctime)s reaper %(message)s")
+    exit_unless_usable(settings.database_url)
     sessions = session_factory(make_engine(settings.database_url))
     app = make_celery(settings)
     recorder = Recorder("reaper")
