@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem, unprocessable
+from backprop.layout import Layout
 from backprop.spec import TrainSpec
 from settings import Settings
 
@@ -18,7 +17,7 @@ from settings import Settings
 def check(spec: TrainSpec, x: np.ndarray, settings: Settings, where: list[str]) -> None:
     """Raise a 422 at `where` (plus the field) if the job is larger than the limits allow."""
     layers = spec.network.layers
-    n_parameters = sum((a + 1) * b for a, b in itertools.pairwise(layers))
+    n_parameters = Layout(layers).size
     for value, setting, field, what in (
         (spec.epochs, "max_epochs", ["epochs"], "epochs"),
         (len(layers) - 1, "max_layers", ["network", "layers"], "layers with parameters"),

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from api import pagination
 from api.errors import unprocessable
+from models.status import JobStatus
 from models.tables import Job, JobTag
 
 Order = Literal["created_at", "-created_at", "final_loss", "-final_loss"]
@@ -24,7 +25,7 @@ Order = Literal["created_at", "-created_at", "final_loss", "-final_loss"]
 
 def filters(
     owner: str,
-    status: list[str] | None = None,
+    status: list[JobStatus] | None = None,
     name: str | None = None,
     tags: list[str] | None = None,
     batch_id: uuid.UUID | None = None,

@@ -130,7 +130,12 @@ def measure(url: str, big: str, repeat: int, home: Path) -> dict[str, float]:
                 "(d) 50 jobs: succeeded, tag team:a, by final_loss": median_ms(
                     c,
                     "/v1/jobs",
-                    {"status": "succeeded", "tag": "team:a", "order_by": "final_loss", "limit": 50},
+                    {
+                        "status": JobStatus.SUCCEEDED,
+                        "tag": "team:a",
+                        "order_by": "final_loss",
+                        "limit": 50,
+                    },
                     repeat,
                 ),
             }

@@ -33,6 +33,7 @@ from api.datasets import store
 from backprop import Trainer, TrainSpec, datasets
 from cli.services import Stack
 from models.db import make_engine, session_factory
+from models.status import TERMINAL, JobStatus
 from tests.conftest import free_port
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -49,7 +50,6 @@ BIG = {
     "batch_size": 128,
     "snapshot_every": 5,
 }
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def bare_seconds(body: dict, x, y) -> float:
@@ -65,7 +65,7 @@ def wait(url: str, job_id: str, timeout: float = 600, poll: float = 0.02) -> dic
     while time.monotonic() < deadline:
         job = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
         if job["status"] in TERMINAL:
-            if job["status"] != "succeeded":
+            if job["status"] != JobStatus.SUCCEEDED:
                 raise RuntimeError(f"job {job_id} ended {job['status']}: {job['error']}")
             return job
         time.sleep(poll)
