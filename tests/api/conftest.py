@@ -4,23 +4,16 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
 from api.app import create_app
-from models.migrate import upgrade
-from models.tables import Dataset, Epoch, Job, Snapshot
 from settings import Settings
-from tests.conftest import XOR_JOB
-from worker.celery_app import make_celery, prepare_broker
+from tests.factories import XOR_JOB, row_counts
 from worker.runner import Runner
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    s = Settings(database_url=f"sqlite:///{tmp_path}/deltaflow.db", flush_interval=0.05)
-    upgrade(s.database_url)
-    prepare_broker(make_celery(s), s)
-    return s
+def settings(migrated_sqlite_url) -> Settings:
+    return Settings(database_url=migrated_sqlite_url, flush_interval=0.05)
 
 
 @pytest.fixture
@@ -32,24 +25,17 @@ def client(settings):
 @pytest.fixture
 def counts(sessions):
     """Rows per table, to show that a rejected request stored nothing."""
+    return lambda: row_counts(sessions)
 
-    def count() -> dict[str, int]:
-        with sessions() as s:
-            return {
-                m.__tablename__: s.scalar(select(func.count()).select_from(m))
-                for m in (Dataset, Job, Epoch, Snapshot)
-            }
 
-    return count
+def train(client, sessions, settings, body: dict | None = None) -> dict:
+    """Submit a job over HTTP, then train it with the worker's runner, in this process."""
+    job = client.post("/v1/jobs", json=body or XOR_JOB).json()
+    assert Runner(sessions, settings).run(uuid.UUID(job["id"])) == "succeeded"
+    return client.get(f"/v1/jobs/{job['id']}").json()
 
 
 @pytest.fixture
 def trained(client, sessions, settings):
-    """Submit a job over HTTP, then train it with the worker's runner, in this process."""
-
-    def train(body: dict | None = None) -> dict:
-        job = client.post("/v1/jobs", json=body or XOR_JOB).json()
-        assert Runner(sessions, settings).run(uuid.UUID(job["id"])) == "succeeded"
-        return client.get(f"/v1/jobs/{job['id']}").json()
-
-    return train
+    """`train` on this test's client and database."""
+    return lambda body=None: train(client, sessions, settings, body)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from models.tables import Job
-from tests.conftest import XOR_JOB
+from tests.factories import XOR_JOB
 from worker.runner import Runner
 
 BASE = XOR_JOB | {"epochs": 30, "snapshot_every": 10}

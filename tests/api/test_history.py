@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from models.tables import Job
-from tests.conftest import XOR_JOB
+from tests.factories import XOR_JOB
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from api.routes import job_actions
 from models.tables import Checkpoint, Epoch, Job, JobTag, Snapshot
-from tests.api.conftest import XOR_JOB
+from tests.factories import XOR_JOB
 from worker.runner import Runner
 
 HISTORY = (Epoch, Snapshot, Checkpoint, JobTag, Job)

@@ -9,11 +9,12 @@ import json
 from typing import Any, NamedTuple
 
 import pytest
-from sqlalchemy import func, select
+from fastapi.testclient import TestClient
 
-from models.base import Base
-from tests.api.setups import SETUPS, setup_settings
-from tests.conftest import XOR_JOB
+from api.app import create_app
+from tests.api.conftest import train
+from tests.api.setups import SETUPS, setup
+from tests.factories import XOR_JOB, row_counts, sessions_on
 
 XOR_X = [[0, 0], [0, 1], [1, 0], [1, 1]]
 INLINE = {"inline": {"x": XOR_X, "y": [0, 1, 1, 0]}}
@@ -559,33 +560,40 @@ CASES = {
 }
 
 
-@pytest.fixture(params=SETUPS)
-def settings(request, tmp_path):
-    return setup_settings(request, tmp_path)
+@pytest.fixture(scope="module", params=SETUPS)
+def settings(request, databases, redis_indexes, tmp_path_factory):
+    """One database per set-up for the whole table: every case stores nothing, and each one
+    checks that, so the cases cannot disturb one another."""
+    with setup(request.param, databases, redis_indexes, tmp_path_factory.mktemp("bad")) as s:
+        yield s
 
 
-@pytest.fixture
-def rows(sessions):
-    """Rows in every table of the schema."""
+@pytest.fixture(scope="module")
+def sessions(settings):
+    with sessions_on(settings.database_url) as found:
+        yield found
 
-    def count() -> dict[str, int]:
-        with sessions() as s:
-            return {
-                t.name: s.scalar(select(func.count()).select_from(t))
-                for t in Base.metadata.sorted_tables
-            }
 
-    return count
+@pytest.fixture(scope="module")
+def client(settings):
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def finished_job(client, sessions, settings) -> str:
+    """The id of a job trained to the end, for the cases whose path names one."""
+    return train(client, sessions, settings, XOR_JOB)["id"]
 
 
 @pytest.mark.parametrize("bad", CASES.values(), ids=CASES.keys())
 def test_a_malformed_request_is_refused_with_a_sentence_and_stores_nothing(
-    bad: Bad, client, rows, request
+    bad: Bad, client, sessions, request
 ):
     path = bad.path
     if "{job}" in path:
-        path = path.replace("{job}", request.getfixturevalue("trained")(XOR_JOB)["id"])
-    before = rows()
+        path = path.replace("{job}", request.getfixturevalue("finished_job"))
+    before = row_counts(sessions)
     r = client.request(
         bad.method,
         path,
@@ -598,4 +606,4 @@ def test_a_malformed_request_is_refused_with_a_sentence_and_stores_nothing(
     assert r.headers["content-type"] == "application/json"
     message = r.json()["message"]
     assert bad.says in message, message
-    assert rows() == before
+    assert row_counts(sessions) == before

@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.browser.conftest import finished, shoot, submit, wait_for
-from tests.conftest import XOR_JOB
+from tests.browser.conftest import shoot, submit
+from tests.factories import XOR_JOB, finished, wait_for
 
 XOR = XOR_JOB | {"epochs": 1500}
 MOONS = {

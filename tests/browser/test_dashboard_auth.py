@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.browser.conftest import finished, start_stack, submit, wait_for
+from tests.browser.conftest import submit
 from tests.browser.test_dashboard import LONG, XOR
+from tests.factories import finished, running, sqlite_stack, wait_for
 
 KEY = "dashboard-test-bootstrap-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -18,14 +19,9 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    stack = None
-    try:
-        tmp = tmp_path_factory.mktemp("browser-auth")
-        stack = start_stack(tmp, DELTAFLOW_AUTH="required", DELTAFLOW_BOOTSTRAP_KEY=KEY)
-        yield stack.url
-    finally:
-        if stack is not None:
-            stack.stop()
+    tmp = tmp_path_factory.mktemp("browser-auth")
+    with running(sqlite_stack(tmp, DELTAFLOW_AUTH="required", DELTAFLOW_BOOTSTRAP_KEY=KEY)) as s:
+        yield s.url
 
 
 def test_the_page_needs_no_key_but_the_api_does(url: str) -> None:

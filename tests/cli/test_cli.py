@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.plot import HEIGHT, MAX_WIDTH
-from tests.conftest import free_port
+from cli.services import free_port
 
 XOR_SPEC = {
     "network": {"layers": [2, 4, 1]},

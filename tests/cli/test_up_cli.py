@@ -17,8 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from cli.services import ServiceError, Stack, is_loopback
-from tests.conftest import free_port
+from cli.services import ServiceError, Stack, free_port, is_loopback
 
 AUTH_OFF = "auth is off: listening on 127.0.0.1 only; set DELTAFLOW_AUTH=required to serve others"
 runner = CliRunner()

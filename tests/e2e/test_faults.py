@@ -21,12 +21,11 @@ import redis
 from sqlalchemy import func, select
 
 from backprop import Trainer, TrainSpec, datasets
-from cli.services import Stack
+from cli.services import Stack, free_port
 from models.arrays import Layout
 from models.db import make_engine, session_factory
 from models.tables import Epoch, Job, JobAttempt, Snapshot
 from settings import Settings
-from tests.conftest import free_port
 from worker.celery_app import make_celery, publish
 
 MAX_ATTEMPTS = 8

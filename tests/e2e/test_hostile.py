@@ -7,9 +7,9 @@ import time
 
 import httpx
 
-from cli.services import Stack
+from cli.services import Stack, free_port
 from settings import Settings
-from tests.conftest import XOR_JOB, free_port
+from tests.factories import XOR_JOB
 from worker.celery_app import QUEUE, TASK_TRAIN, make_celery
 
 

@@ -14,11 +14,11 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from cli.services import Stack, worker_command
+from cli.services import Stack, free_port, worker_command
 from models.db import make_engine, session_factory
 from models.tables import Epoch
-from tests.conftest import XOR_JOB, free_port
 from tests.e2e.test_service import wait_terminal
+from tests.factories import XOR_JOB
 
 
 def json_lines(path) -> list[dict]:

@@ -12,11 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from backprop import Trainer, TrainSpec, datasets
-from cli.services import Stack
+from cli.services import Stack, free_port
 from models.arrays import Layout
 from models.db import make_engine, session_factory
 from models.tables import Epoch, Snapshot
-from tests.conftest import free_port
 
 BODY = {
     "name": "e2e",
