@@ -41,6 +41,9 @@ XOR_JOB = {
     "dataset": {"builtin": "xor"},
 }
 TERMINAL = {"succeeded", "failed", "cancelled"}
+# One client for the session: httpx.get() builds a client each time, and that client's TLS
+# context alone cost ~35 ms of CPU, which loops polling a service paid several times a second.
+HTTP = httpx.Client(timeout=30)
 
 
 def unavailable(what: str, exc: Exception | str) -> None:
@@ -142,9 +145,27 @@ def wait_for(
     """The job as the API at `url` shows it once `done(job)`; fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        job = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers, timeout=10).json()
+        job = HTTP.get(f"{url}/v1/jobs/{job_id}", headers=headers).json()
         if done(job):
             return job
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} did not get there within {timeout} s: {job}")
-        time.sleep(0.05)
+        time.sleep(0.1)
+
+
+def listed(url: str) -> dict[str, dict]:
+    """Every job of the service at `url` by id, as its list shows them, in one request (a
+    test's service holds fewer than a page of 500)."""
+    page = HTTP.get(f"{url}/v1/jobs", params={"limit": 500}).json()
+    return {job["id"]: job for job in page["items"]}
+
+
+def wait_all(url: str, ids: list[str], timeout: float = 150) -> list[dict]:
+    """The jobs `ids` in full once all have ended, or as they are after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = listed(url)
+        if all(i in jobs and finished(jobs[i]) for i in ids):
+            break
+        time.sleep(0.3)
+    return [HTTP.get(f"{url}/v1/jobs/{i}").json() for i in ids]

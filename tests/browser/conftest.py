@@ -12,10 +12,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.factories import REQUIRED, running, sqlite_stack
+from tests.factories import HTTP, REQUIRED, running, sqlite_stack
 
 CHROMIUM = Path(os.environ.get("DELTAFLOW_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -90,6 +89,6 @@ def shoot(page, name: str, until: str | None = None) -> Path:
 
 
 def submit(url: str, body: dict, **headers: str) -> str:
-    r = httpx.post(f"{url}/v1/jobs", json=body, headers=headers, timeout=10)
+    r = HTTP.post(f"{url}/v1/jobs", json=body, headers=headers, timeout=10)
     assert r.status_code == 201, r.text
     return r.json()["id"]

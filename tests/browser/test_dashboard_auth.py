@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.browser.conftest import submit
 from tests.browser.test_dashboard import LONG, XOR
-from tests.factories import finished, running, sqlite_stack, wait_for
+from tests.factories import HTTP, finished, running, sqlite_stack, wait_for
 
 KEY = "dashboard-test-bootstrap-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -25,9 +24,9 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_the_page_needs_no_key_but_the_api_does(url: str) -> None:
-    assert httpx.get(f"{url}/", timeout=10).status_code == 200
-    assert httpx.get(f"{url}/static/js/api.js", timeout=10).status_code == 200
-    assert httpx.get(f"{url}/v1/jobs", timeout=10).status_code == 401
+    assert HTTP.get(f"{url}/", timeout=10).status_code == 200
+    assert HTTP.get(f"{url}/static/js/api.js", timeout=10).status_code == 200
+    assert HTTP.get(f"{url}/v1/jobs", timeout=10).status_code == 401
 
 
 def test_key_field_on_401_then_every_request_carries_the_key(page, url: str) -> None:

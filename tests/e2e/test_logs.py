@@ -10,15 +10,13 @@ import subprocess
 import time
 import uuid
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from cli.services import Stack, free_port, worker_command
 from models.db import make_engine, session_factory
 from models.tables import Epoch
-from tests.e2e.test_service import wait_terminal
-from tests.factories import XOR_JOB
+from tests.factories import HTTP, XOR_JOB, wait_for
 
 
 def json_lines(path) -> list[dict]:
@@ -33,7 +31,7 @@ def _second_delivery(message: str) -> bool:
 
 
 def scrape(url: str) -> dict[str, float]:
-    text = httpx.get(f"{url}/metrics").text
+    text = HTTP.get(f"{url}/metrics").text
     return {
         s.name + "".join(f"|{k}={v}" for k, v in sorted(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)
@@ -67,8 +65,8 @@ def test_json_logs_carry_the_job_and_metrics_count_the_work(tmp_path):
             worker_command("json-logs"), env=stack.env, stdout=subprocess.DEVNULL, stderr=err
         )
     try:
-        job_id = httpx.post(f"{stack.url}/v1/jobs", json=XOR_JOB).json()["id"]
-        assert wait_terminal(stack.url, job_id)["status"] == "succeeded"
+        job_id = HTTP.post(f"{stack.url}/v1/jobs", json=XOR_JOB).json()["id"]
+        assert wait_for(stack.url, job_id, timeout=90)["status"] == "succeeded"
         m = wait_for_metrics(
             stack.url,
             lambda m: (
