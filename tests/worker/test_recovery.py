@@ -22,6 +22,13 @@ from worker.runner import Runner
 LONG = XOR | {"epochs": 3000, "batch_size": 2, "snapshot_every": 250}
 
 
+@pytest.fixture
+def settings(settings):
+    """A flush every 20 ms rather than after every epoch: LONG's 3,000 epochs would be 3,000
+    commits, and a crash, a release and a resume each need a few of them."""
+    return settings.model_copy(update={"flush_interval": 0.02})
+
+
 def _attempts(sessions, job_id) -> list[JobAttempt]:
     with sessions() as s:
         return list(
