@@ -17,8 +17,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# The suite on TEST_WORKERS processes (pytest-xdist). The machine has 2 cores, but many tests
+# wait on services they start and stop, so a third process fills those waits. Modules that share
+# a service carry an xdist_group (--dist loadgroup keeps each group on one process), and the
+# longest tests are collected first (tests/conftest.py), an order that --no-loadscope-reorder keeps.
+TEST_WORKERS ?= 3
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 format: $(STAMP)
 	$(BIN)/ruff format .

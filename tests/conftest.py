@@ -28,6 +28,23 @@ from tests.factories import sessions_on, unavailable
 PG_ADMIN = os.environ.get("DELTAFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("DELTAFLOW_TEST_REDIS", "redis://127.0.0.1:6379")
 DB_FILE = "deltaflow.db"
+# Longest first, so that pytest-xdist's workers end together instead of one running a long
+# service test alone at the end; modules keep their places within a rank and their own order.
+LONG_FIRST = (
+    "tests/cli/",
+    "tests/browser/",
+    "tests/api/test_fuzz.py",
+    "tests/e2e/test_faults.py",
+    "tests/e2e/",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        found = (i for i, prefix in enumerate(LONG_FIRST) if item.nodeid.startswith(prefix))
+        return next(found, len(LONG_FIRST))
+
+    items.sort(key=rank)
 
 
 @contextmanager

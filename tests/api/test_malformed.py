@@ -16,6 +16,9 @@ from tests.api.conftest import train
 from tests.api.setups import SETUPS, setup
 from tests.factories import XOR_JOB, row_counts, sessions_on
 
+# one xdist worker runs the table, so each set-up's database and client are made once.
+pytestmark = pytest.mark.xdist_group("api-malformed")
+
 XOR_X = [[0, 0], [0, 1], [1, 0], [1, 1]]
 INLINE = {"inline": {"x": XOR_X, "y": [0, 1, 1, 0]}}
 NO_SUCH = "00000000-0000-4000-8000-000000000000"

@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests.factories import HTTP
 
+# tests/cli/conftest.py's service is shared by this module and others: one xdist worker runs them.
+pytestmark = pytest.mark.xdist_group("cli-service")
+
 LONG_SPEC = {
     "name": "long xor",
     "network": {"layers": [2, 4, 1]},

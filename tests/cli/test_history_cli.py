@@ -14,6 +14,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests.factories import HTTP
 
+# tests/cli/conftest.py's service is shared by this module and others: one xdist worker runs them.
+pytestmark = pytest.mark.xdist_group("cli-service")
+
 SPEC = {
     "name": "grid xor",
     "network": {"layers": [2, 4, 1]},
