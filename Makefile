@@ -21,9 +21,10 @@ lint: $(STAMP)
 # wait on services they start and stop, so a third process fills those waits. Modules that share
 # a service carry an xdist_group (--dist loadgroup keeps each group on one process), and the
 # longest tests are collected first (tests/conftest.py), an order that --no-loadscope-reorder keeps.
+# The 15 slowest tests are listed at the end, to see what a change made slower.
 TEST_WORKERS ?= 3
 test: lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -16,7 +16,7 @@ from tests.api.conftest import train
 from tests.api.setups import SETUPS, setup
 from tests.factories import XOR_JOB, row_counts, sessions_on
 
-# one xdist worker runs the table, so each set-up's database and client are made once.
+# One xdist worker runs the table, so each set-up's database and client are made once.
 pytestmark = pytest.mark.xdist_group("api-malformed")
 
 XOR_X = [[0, 0], [0, 1], [1, 0], [1, 1]]

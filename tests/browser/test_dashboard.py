@@ -12,7 +12,7 @@ import pytest
 from tests.browser.conftest import shoot, submit
 from tests.factories import HTTP, XOR_JOB, finished, wait_for
 
-# one xdist worker runs the module, so its service starts once.
+# One xdist worker runs the module, so its service starts once.
 pytestmark = pytest.mark.xdist_group("browser-dashboard")
 
 XOR = XOR_JOB | {"epochs": 1500}

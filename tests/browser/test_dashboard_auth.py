@@ -12,7 +12,7 @@ from tests.browser.conftest import submit
 from tests.browser.test_dashboard import LONG, XOR
 from tests.factories import HTTP, finished, running, sqlite_stack, wait_for
 
-# one xdist worker runs the module, so its service starts once.
+# One xdist worker runs the module, so its service starts once.
 pytestmark = pytest.mark.xdist_group("browser-auth")
 
 KEY = "dashboard-test-bootstrap-key-0123456789"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests.factories import running, sqlite_stack
 
-# one xdist worker runs the module, so its service starts once.
+# One xdist worker runs the module, so its service starts once.
 pytestmark = pytest.mark.xdist_group("cli-keys")
 
 BOOTSTRAP = secrets.token_urlsafe(32)

@@ -16,7 +16,7 @@ from models.db import make_engine, session_factory
 from models.tables import Epoch, Snapshot
 from tests.factories import HTTP, reference, running, wait_for
 
-# one xdist worker runs the module, so each set-up's service starts once.
+# One xdist worker runs the module, so each set-up's service starts once.
 pytestmark = pytest.mark.xdist_group("e2e-service")
 
 BODY = {
