@@ -17,22 +17,35 @@ from sqlalchemy import func, select
 from api.app import create_app
 from models.tables import ApiKey, Job
 from settings import Settings
+from tests.api.conftest import Shared, shared_app
 from tests.api.setups import SETUPS, setup
 from tests.factories import XOR_JOB, row_counts
 
 BOOTSTRAP = "bootstrap-" + "k" * 32
 
 
+KEYS_REQUIRED = {
+    "auth": "required",
+    "bootstrap_key": SecretStr(BOOTSTRAP),
+    "bootstrap_owner": "ops",
+}
+
+
 @pytest.fixture(params=SETUPS)
 def settings(request, databases, redis_indexes, tmp_path) -> Iterator[Settings]:
     with setup(request.param, databases, redis_indexes, tmp_path) as s:
-        yield s.model_copy(
-            update={
-                "auth": "required",
-                "bootstrap_key": SecretStr(BOOTSTRAP),
-                "bootstrap_owner": "ops",
-            }
-        )
+        yield s.model_copy(update=KEYS_REQUIRED)
+
+
+@pytest.fixture(scope="module", params=SETUPS)
+def locked(request, databases, redis_indexes, tmp_path_factory) -> Iterator[Shared]:
+    """One app per set-up for the table of requests without a valid key: each is refused."""
+    directory = tmp_path_factory.mktemp("locked")
+    with (
+        setup(request.param, databases, redis_indexes, directory) as s,
+        shared_app(s.model_copy(update=KEYS_REQUIRED)) as found,
+    ):
+        yield found
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -71,12 +84,12 @@ BAD_HEADERS = {
 
 
 @pytest.mark.parametrize("case", BAD_HEADERS, ids=list(BAD_HEADERS))
-def test_every_v1_route_answers_401_without_a_valid_key(client, case):
+def test_every_v1_route_answers_401_without_a_valid_key(locked, case):
     headers, sentence = BAD_HEADERS[case]
-    operations = v1_operations(client.app)
+    operations = v1_operations(locked.client.app)
     assert len(operations) >= 20
     for method, path in operations:
-        r = client.request(method, path, headers=headers, json=XOR_JOB)
+        r = locked.client.request(method, path, headers=headers, json=XOR_JOB)
         assert r.status_code == 401, (method, path, r.text)
         assert r.headers["WWW-Authenticate"] == "Bearer"
         assert sentence in r.json()["message"], (method, path, r.text)

@@ -170,9 +170,9 @@ def test_trajectory_equals_the_snapshots(client, trained):
         ({"layer": 1, "param": "gain", "k": 0}, "param"),
     ],
 )
-def test_trajectory_out_of_range(client, trained, params, says):
-    job = trained()
-    r = client.get(f"/v1/jobs/{job['id']}/trajectory", params=params)
+def test_trajectory_out_of_range(shared, params, says):
+    job = shared.finished_job
+    r = shared.client.get(f"/v1/jobs/{job['id']}/trajectory", params=params)
     assert r.status_code == 422
     assert says in r.json()["message"]
 

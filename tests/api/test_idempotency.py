@@ -75,13 +75,13 @@ def test_a_key_of_200_printable_characters_is_accepted(client):
     ids=["201 chars", "empty", "tab"],
 )
 @pytest.mark.parametrize("path", ["/v1/jobs", "/v1/batches"])
-def test_a_bad_key_is_422_naming_the_header(client, counts, path, key, says):
+def test_a_bad_key_is_422_naming_the_header(shared, path, key, says):
     body = XOR_JOB if path == "/v1/jobs" else BATCH
-    r = client.post(path, json=body, headers={"Idempotency-Key": key})
+    r = shared.client.post(path, json=body, headers={"Idempotency-Key": key})
     assert r.status_code == 422
     assert r.json()["message"].startswith("header.Idempotency-Key: ")
     assert says in r.json()["message"]
-    assert counts()["jobs"] == 0
+    assert shared.counts()["jobs"] == 0
 
 
 def test_concurrent_requests_with_one_key_make_one_job(client, settings, counts):

@@ -129,9 +129,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("body", "says"), BAD_INPUTS)
-def test_bad_predict_inputs_are_422(client, trained, body, says):
-    job = trained()
-    r = client.post(f"/v1/jobs/{job['id']}/predict", json=body)
+def test_bad_predict_inputs_are_422(shared, body, says):
+    job = shared.finished_job
+    r = shared.client.post(f"/v1/jobs/{job['id']}/predict", json=body)
     assert r.status_code == 422
     assert says in r.json()["message"], r.json()["message"]
 

@@ -80,13 +80,13 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(("changes", "says"), BAD_BODIES)
-def test_bad_submissions_say_why_and_store_nothing(client, counts, changes, says):
+def test_bad_submissions_say_why_and_store_nothing(shared, changes, says):
     body = {"dataset": {"builtin": "xor"}} | changes
-    before = counts()
-    r = client.post("/v1/jobs", json=body)
+    before = shared.counts()
+    r = shared.client.post("/v1/jobs", json=body)
     assert r.status_code in (404, 422), r.text
     assert says in r.json()["message"], r.json()["message"]
-    assert counts() == before
+    assert shared.counts() == before
 
 
 def test_nan_in_json_is_rejected(client, counts):

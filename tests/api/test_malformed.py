@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from tests.api.conftest import train
+from tests.api.conftest import Shared, shared_app
 from tests.api.setups import SETUPS, setup
-from tests.factories import XOR_JOB, row_counts, sessions_on
+from tests.factories import XOR_JOB
 
 # One xdist worker runs the table, so each set-up's database and client are made once.
 pytestmark = pytest.mark.xdist_group("api-malformed")
@@ -564,40 +563,18 @@ CASES = {
 
 
 @pytest.fixture(scope="module", params=SETUPS)
-def settings(request, databases, redis_indexes, tmp_path_factory):
-    """One database per set-up for the whole table: every case stores nothing, and each one
-    checks that, so the cases cannot disturb one another."""
-    with setup(request.param, databases, redis_indexes, tmp_path_factory.mktemp("bad")) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def sessions(settings):
-    with sessions_on(settings.database_url) as found:
+def shared(request, databases, redis_indexes, tmp_path_factory) -> Iterator[Shared]:
+    """One database per set-up for the whole table."""
+    directory = tmp_path_factory.mktemp("bad")
+    with setup(request.param, databases, redis_indexes, directory) as s, shared_app(s) as found:
         yield found
 
 
-@pytest.fixture(scope="module")
-def client(settings):
-    with TestClient(create_app(settings)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def finished_job(client, sessions, settings) -> str:
-    """The id of a job trained to the end, for the cases whose path names one."""
-    return train(client, sessions, settings, XOR_JOB)["id"]
-
-
 @pytest.mark.parametrize("bad", CASES.values(), ids=CASES.keys())
-def test_a_malformed_request_is_refused_with_a_sentence_and_stores_nothing(
-    bad: Bad, client, sessions, request
-):
-    path = bad.path
-    if "{job}" in path:
-        path = path.replace("{job}", request.getfixturevalue("finished_job"))
-    before = row_counts(sessions)
-    r = client.request(
+def test_a_malformed_request_is_refused_with_a_sentence_and_stores_nothing(bad: Bad, shared):
+    path = bad.path.replace("{job}", shared.finished_job["id"]) if "{job}" in bad.path else bad.path
+    before = shared.counts()
+    r = shared.client.request(
         bad.method,
         path,
         json=bad.json,
@@ -609,4 +586,4 @@ def test_a_malformed_request_is_refused_with_a_sentence_and_stores_nothing(
     assert r.headers["content-type"] == "application/json"
     message = r.json()["message"]
     assert bad.says in message, message
-    assert row_counts(sessions) == before
+    assert shared.counts() == before
