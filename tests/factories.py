@@ -1,8 +1,8 @@
 """What the tests share besides fixtures: the seed's job body, jobs stored as the API stores
 them, reference runs, row counts, and real services on a SQLite file with waits on their jobs.
 
-Fixtures live in the conftest files; everything here is a plain function, so module-scoped
-and function-scoped fixtures, and tests themselves, can use it alike.
+Fixtures live in the conftest files; what is here are plain functions and constants, so
+module-scoped and function-scoped fixtures, and tests themselves, can use them alike.
 """
 
 from __future__ import annotations
