@@ -18,8 +18,14 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# The suite on TEST_WORKERS processes (pytest-xdist). The machine has 2 cores, but many tests
+# wait on services they start and stop, so a third process fills those waits. Modules that share
+# a service carry an xdist_group (--dist loadgroup keeps each group on one process), and the
+# longest tests are collected first (tests/conftest.py), an order that --no-loadscope-reorder keeps.
+# The 15 slowest tests are listed at the end, to see what a change made slower.
+TEST_WORKERS ?= 3
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -21,9 +21,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cli.services import Stack
+from api.schemas import XOR
+from cli.services import Stack, free_port
 from models.migrate import upgrade
-from tests.conftest import XOR_JOB, free_port
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BOOTSTRAP = "bench-bootstrap-" + "0" * 32
@@ -54,7 +54,7 @@ def measure(url: str, home: Path, requests: int, runs: int) -> tuple[float, floa
         req = stack.enter_context(httpx.Client(base_url=urls["required"]))
         created = req.post("/v1/keys", json={"name": "bench", "owner": "default"}, headers=admin)
         key = {"Authorization": f"Bearer {created.json()['key']}"}
-        job = off.post("/v1/jobs", json=XOR_JOB).json()["id"]
+        job = off.post("/v1/jobs", json=XOR).json()["id"]
         path = f"/v1/jobs/{job}"
         one_run(off, path, 50, {}), one_run(req, path, 50, key)  # warm-up
         medians = {"off": [], "required": []}

@@ -27,14 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.datasets import store
 from backprop import TrainSpec, datasets
-from cli.services import Stack
+from cli.services import Stack, free_port
 from models.bulk import insert_ignore_rows
 from models.db import make_engine, session_factory
 from models.migrate import upgrade
 from models.status import JobStatus
 from models.tables import EPOCH_FIELDS, Epoch, Job, JobTag
 from settings import Settings
-from tests.conftest import free_port
 from worker.runner import Runner
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

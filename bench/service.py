@@ -31,10 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.datasets import store
 from backprop import Trainer, TrainSpec, datasets
-from cli.services import Stack
+from cli.services import Stack, free_port
 from models.db import make_engine, session_factory
 from models.status import TERMINAL, JobStatus
-from tests.conftest import free_port
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 XOR = {

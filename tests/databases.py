@@ -8,9 +8,9 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from cli.services import free_port
 from models.db import make_engine
 from models.migrate import script_directory, upgrade
-from tests.conftest import free_port
 
 NEWER = "9999_from_a_newer_deltaflow"
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.services import free_port
 from models.migrate import script_directory
 from tests.cli.test_up_cli import read_until
-from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a source tree holds beside the project's own files: never part of what is built.

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.services import worker_command
+from cli.services import free_port, worker_command
 from models.schema import DatabaseProblem, check_database
 from tests import databases
-from tests.conftest import free_port
 
 
 def command(entry: str) -> list[str]:

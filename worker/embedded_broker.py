@@ -20,6 +20,7 @@ from kombu.transport.sqlalchemy import _MUTEX
 from kombu.transport.sqlalchemy import Channel as SqlaChannel
 from kombu.transport.sqlalchemy import Transport as SqlaTransport
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 
 PREFIX = "sqlite:///"
 STOP_CHECK_SECONDS = 0.2
@@ -67,6 +68,16 @@ class Channel(SqlaChannel):
         session = super().session
         self._session_inode = self._inodes.get(url)
         return session
+
+    def _get_or_create(self, queue):
+        # Every process re-creates a deleted file's queue row, and kombu's get-or-create locks
+        # out only this process's threads: another process's row can win the insert (UNIQUE
+        # name), and the IntegrityError killed the worker. That row is the one to use.
+        try:
+            return super()._get_or_create(queue)
+        except IntegrityError:
+            self.session.rollback()
+            return super()._get_or_create(queue)
 
 
 class Transport(SqlaTransport):

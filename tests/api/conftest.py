@@ -1,26 +1,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
-from models.migrate import upgrade
-from models.tables import Dataset, Epoch, Job, Snapshot
 from settings import Settings
-from tests.conftest import XOR_JOB
-from worker.celery_app import make_celery, prepare_broker
+from tests.factories import XOR_JOB, row_counts, sessions_on
 from worker.runner import Runner
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    s = Settings(database_url=f"sqlite:///{tmp_path}/deltaflow.db", flush_interval=0.05)
-    upgrade(s.database_url)
-    prepare_broker(make_celery(s), s)
-    return s
+def settings(migrated_sqlite_url) -> Settings:
+    return Settings(database_url=migrated_sqlite_url, flush_interval=0.05)
 
 
 @pytest.fixture
@@ -32,24 +30,49 @@ def client(settings):
 @pytest.fixture
 def counts(sessions):
     """Rows per table, to show that a rejected request stored nothing."""
+    return lambda: row_counts(sessions)
 
-    def count() -> dict[str, int]:
-        with sessions() as s:
-            return {
-                m.__tablename__: s.scalar(select(func.count()).select_from(m))
-                for m in (Dataset, Job, Epoch, Snapshot)
-            }
 
-    return count
+def train(client, sessions, settings, body: dict | None = None) -> dict:
+    """Submit a job over HTTP, then train it with the worker's runner, in this process."""
+    job = client.post("/v1/jobs", json=body or XOR_JOB).json()
+    assert Runner(sessions, settings).run(uuid.UUID(job["id"])) == "succeeded"
+    return client.get(f"/v1/jobs/{job['id']}").json()
 
 
 @pytest.fixture
 def trained(client, sessions, settings):
-    """Submit a job over HTTP, then train it with the worker's runner, in this process."""
+    """`train` on this test's client and database."""
+    return lambda body=None: train(client, sessions, settings, body)
 
-    def train(body: dict | None = None) -> dict:
-        job = client.post("/v1/jobs", json=body or XOR_JOB).json()
-        assert Runner(sessions, settings).run(uuid.UUID(job["id"])) == "succeeded"
-        return client.get(f"/v1/jobs/{job['id']}").json()
 
-    return train
+@dataclass
+class Shared:
+    """An app and its database for a module's table of requests that each change nothing and
+    check that, so the cases cannot disturb one another."""
+
+    settings: Settings
+    client: TestClient
+    sessions: sessionmaker[Session]
+
+    def counts(self) -> dict[str, int]:
+        return row_counts(self.sessions)
+
+    @cached_property
+    def finished_job(self) -> dict:
+        """A job trained to the end, for the cases whose path names one."""
+        return train(self.client, self.sessions, self.settings)
+
+
+@contextmanager
+def shared_app(settings: Settings) -> Iterator[Shared]:
+    with TestClient(create_app(settings)) as client, sessions_on(settings.database_url) as found:
+        yield Shared(settings, client, found)
+
+
+@pytest.fixture(scope="module")
+def shared(databases, tmp_path_factory) -> Iterator[Shared]:
+    """One app and migrated SQLite database for the module's table of rejected requests."""
+    url = databases.sqlite(tmp_path_factory.mktemp("shared"))
+    with shared_app(Settings(database_url=url, flush_interval=0.05)) as found:
+        yield found

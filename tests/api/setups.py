@@ -2,31 +2,28 @@
 production's PostgreSQL + Redis. A test module that needs both overrides `settings`:
 
     @pytest.fixture(params=SETUPS)
-    def settings(request, tmp_path):
-        return setup_settings(request, tmp_path)
+    def settings(request, databases, redis_indexes, tmp_path):
+        with setup(request.param, databases, redis_indexes, tmp_path) as s:
+            yield s
 """
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from models.migrate import upgrade
 from settings import Settings
-from worker.celery_app import make_celery, prepare_broker
 
 SETUPS = ["embedded", "postgresql+redis"]
 
 
-def setup_settings(request: pytest.FixtureRequest, tmp_path) -> Settings:
-    """Settings on a migrated, empty database for the set-up `request.param` names."""
-    if request.param == "embedded":
-        s = Settings(database_url=f"sqlite:///{tmp_path}/deltaflow.db", flush_interval=0.05)
-    else:
-        s = Settings(
-            database_url=request.getfixturevalue("postgres_url"),
-            broker_url=request.getfixturevalue("redis_url"),
-            flush_interval=0.05,
-        )
-    upgrade(s.database_url)
-    prepare_broker(make_celery(s), s)
-    return s
+@contextmanager
+def setup(kind: str, databases, redis_indexes, directory: Path) -> Iterator[Settings]:
+    """Settings on a migrated, empty database (and a prepared broker) for the set-up `kind`;
+    the database and the Redis index are given back afterwards."""
+    if kind == "embedded":
+        yield Settings(database_url=databases.sqlite(directory), flush_interval=0.05)
+        return
+    with databases.postgres() as database_url, redis_indexes.take() as broker_url:
+        yield Settings(database_url=database_url, broker_url=broker_url, flush_interval=0.05)

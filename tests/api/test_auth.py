@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,28 +15,37 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from api.app import create_app
-from models.migrate import upgrade
-from models.tables import ApiKey, Base, Job
+from models.tables import ApiKey, Job
 from settings import Settings
-from tests.api.setups import SETUPS, setup_settings
-from tests.conftest import XOR_JOB
-from worker.celery_app import make_celery, prepare_broker
+from tests.api.conftest import Shared, shared_app
+from tests.api.setups import SETUPS, setup
+from tests.factories import XOR_JOB, row_counts
 
 BOOTSTRAP = "bootstrap-" + "k" * 32
 
 
+KEYS_REQUIRED = {
+    "auth": "required",
+    "bootstrap_key": SecretStr(BOOTSTRAP),
+    "bootstrap_owner": "ops",
+}
+
+
 @pytest.fixture(params=SETUPS)
-def settings(request, tmp_path) -> Settings:
-    s = setup_settings(request, tmp_path)
-    return s.model_copy(
-        update={"auth": "required", "bootstrap_key": SecretStr(BOOTSTRAP), "bootstrap_owner": "ops"}
-    )
+def settings(request, databases, redis_indexes, tmp_path) -> Iterator[Settings]:
+    with setup(request.param, databases, redis_indexes, tmp_path) as s:
+        yield s.model_copy(update=KEYS_REQUIRED)
 
 
-@pytest.fixture
-def client(settings):
-    with TestClient(create_app(settings)) as c:
-        yield c
+@pytest.fixture(scope="module", params=SETUPS)
+def locked(request, databases, redis_indexes, tmp_path_factory) -> Iterator[Shared]:
+    """One app per set-up for the table of requests without a valid key: each is refused."""
+    directory = tmp_path_factory.mktemp("locked")
+    with (
+        setup(request.param, databases, redis_indexes, directory) as s,
+        shared_app(s.model_copy(update=KEYS_REQUIRED)) as found,
+    ):
+        yield found
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -74,12 +84,12 @@ BAD_HEADERS = {
 
 
 @pytest.mark.parametrize("case", BAD_HEADERS, ids=list(BAD_HEADERS))
-def test_every_v1_route_answers_401_without_a_valid_key(client, case):
+def test_every_v1_route_answers_401_without_a_valid_key(locked, case):
     headers, sentence = BAD_HEADERS[case]
-    operations = v1_operations(client.app)
+    operations = v1_operations(locked.client.app)
     assert len(operations) >= 20
     for method, path in operations:
-        r = client.request(method, path, headers=headers, json=XOR_JOB)
+        r = locked.client.request(method, path, headers=headers, json=XOR_JOB)
         assert r.status_code == 401, (method, path, r.text)
         assert r.headers["WWW-Authenticate"] == "Bearer"
         assert sentence in r.json()["message"], (method, path, r.text)
@@ -195,13 +205,13 @@ def test_another_owners_ids_answer_404_and_lists_are_ones_own(client):
 def test_nobody_references_another_owners_dataset(client, sessions):
     alice, bob = new_key(client, "alice"), new_key(client, "bob")
     dataset = _submit_everything(client, alice)["dataset"]
-    before = _row_counts(sessions)
+    before = row_counts(sessions)
     job_body = {**XOR_JOB, "dataset": {"id": dataset}}
     r = client.post("/v1/jobs", json=job_body, headers=bob)
     assert r.status_code == 404 and dataset in r.json()["message"]
     r = client.post("/v1/batches", json={"name": "g", "base": job_body, "grid": {}}, headers=bob)
     assert r.status_code == 404 and dataset in r.json()["message"]
-    assert _row_counts(sessions) == before
+    assert row_counts(sessions) == before
 
 
 def test_idempotency_keys_belong_to_their_owner(client):
@@ -221,10 +231,8 @@ def test_an_admin_key_sees_only_its_own_owners_jobs(client):
     assert client.get("/v1/jobs", headers=ADMIN).json()["items"] == []
 
 
-def test_auth_off_is_the_local_user_and_docs_can_be_turned_off(tmp_path):
-    s = Settings(database_url=f"sqlite:///{tmp_path}/d.db", home=tmp_path, docs="off")
-    upgrade(s.database_url)
-    prepare_broker(make_celery(s), s)
+def test_auth_off_is_the_local_user_and_docs_can_be_turned_off(migrated_sqlite_url, tmp_path):
+    s = Settings(database_url=migrated_sqlite_url, home=tmp_path, docs="off")
     with TestClient(create_app(s)) as c:
         job = c.post("/v1/jobs", json=XOR_JOB)
         assert job.status_code == 201
@@ -234,11 +242,3 @@ def test_auth_off_is_the_local_user_and_docs_can_be_turned_off(tmp_path):
             assert c.get(path).status_code == 404, path
     with TestClient(create_app(s.model_copy(update={"docs": "open"}))) as c:
         assert "securitySchemes" not in c.get("/openapi.json").json().get("components", {})
-
-
-def _row_counts(sessions) -> dict[str, int]:
-    with sessions() as s:
-        return {
-            t.name: s.scalar(select(func.count()).select_from(t))
-            for t in Base.metadata.sorted_tables
-        }

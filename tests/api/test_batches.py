@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from models.tables import Job
-from tests.conftest import XOR_JOB
+from tests.factories import XOR_JOB
 from worker.runner import Runner
 
 BASE = XOR_JOB | {"epochs": 30, "snapshot_every": 10}
@@ -63,12 +63,12 @@ def test_one_job_per_grid_point(client, counts):
         ({"grid": {"dataset": [{"builtin": "and"}]}}, "'dataset' is not a field"),
     ],
 )
-def test_a_bad_grid_stores_nothing(client, counts, body, says):
-    before = counts()
-    r = client.post("/v1/batches", json={"name": "bad", "base": BASE, "grid": GRID} | body)
+def test_a_bad_grid_stores_nothing(shared, body, says):
+    before = shared.counts()
+    r = shared.client.post("/v1/batches", json={"name": "bad", "base": BASE, "grid": GRID} | body)
     assert r.status_code == 422, r.text
     assert says in r.json()["message"], r.json()["message"]
-    assert counts() == before
+    assert shared.counts() == before
 
 
 def test_leaderboard_and_counts(client, sessions, settings):

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 
 from models.tables import Epoch, Job, Snapshot
-from tests.conftest import XOR_JOB
+from tests.factories import XOR_JOB
 from worker.runner import Runner
 
 LONG_JOB = XOR_JOB | {"name": "long", "epochs": 200_000, "snapshot_every": 1000}

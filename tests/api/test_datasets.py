@@ -157,17 +157,17 @@ BAD_UPLOADS = [
 
 
 @pytest.mark.parametrize(("media", "body", "params", "status", "says"), BAD_UPLOADS)
-def test_bad_uploads_say_why_and_store_nothing(client, counts, media, body, params, status, says):
-    before = counts()
+def test_bad_uploads_say_why_and_store_nothing(shared, media, body, params, status, says):
+    before = shared.counts()
     headers = {"content-type": media} if media else {}
     if isinstance(body, dict):
-        r = client.post("/v1/datasets", json=body, params=params)
+        r = shared.client.post("/v1/datasets", json=body, params=params)
     else:
         content = body.encode() if isinstance(body, str) else body
-        r = client.post("/v1/datasets", content=content, params=params, headers=headers)
+        r = shared.client.post("/v1/datasets", content=content, params=params, headers=headers)
     assert r.status_code == status, r.text
     assert says in r.json()["message"], r.json()["message"]
-    assert counts() == before
+    assert shared.counts() == before
 
 
 def test_list_newest_first_by_cursor(client):

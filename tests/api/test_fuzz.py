@@ -23,8 +23,8 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.api.setups import SETUPS, setup_settings
-from tests.conftest import XOR_JOB
+from tests.api.setups import SETUPS, setup
+from tests.factories import XOR_JOB
 
 EXAMPLES = int(os.environ.get("DELTAFLOW_FUZZ_EXAMPLES", "50"))
 
@@ -36,8 +36,9 @@ EXCLUDED = [positive_data_acceptance]
 
 
 @pytest.fixture(params=SETUPS)
-def settings(request, tmp_path):
-    return setup_settings(request, tmp_path)
+def settings(request, databases, redis_indexes, tmp_path):
+    with setup(request.param, databases, redis_indexes, tmp_path) as s:
+        yield s
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from models.tables import Job
-from tests.conftest import XOR_JOB
+from tests.factories import XOR_JOB
 
 
 @pytest.fixture
@@ -189,9 +189,9 @@ def test_names_tell_apart_weights_of_a_layer_wider_than_10(client, trained):
         ({"layer": 1, "param": "gain", "k": 0}, "param"),
     ],
 )
-def test_trajectory_out_of_range(client, trained, params, says):
-    job = trained()
-    r = client.get(f"/v1/jobs/{job['id']}/trajectory", params=params)
+def test_trajectory_out_of_range(shared, params, says):
+    job = shared.finished_job
+    r = shared.client.get(f"/v1/jobs/{job['id']}/trajectory", params=params)
     assert r.status_code == 422
     assert says in r.json()["message"]
 

@@ -4,13 +4,12 @@ request created, and stores and publishes nothing."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 
 import pytest
 
 from api import submission
-from tests.conftest import XOR_JOB
+from tests.factories import XOR_JOB, broker_messages
 
 KEY = {"Idempotency-Key": "order-42"}
 BATCH = {
@@ -18,11 +17,6 @@ BATCH = {
     "base": XOR_JOB | {"epochs": 20, "snapshot_every": 10},
     "grid": {"optimizer.learning_rate": [0.5, 2.0], "seed": [1, 2, 3]},
 }
-
-
-def _broker_messages(settings) -> int:
-    with sqlite3.connect(settings.broker_file) as db:
-        return db.execute("SELECT count(*) FROM kombu_message WHERE visible = 1").fetchone()[0]
 
 
 def test_a_repeat_answers_the_first_job(client, settings, counts):
@@ -34,7 +28,7 @@ def test_a_repeat_answers_the_first_job(client, settings, counts):
     assert again.json() == first.json()
     assert again.headers["location"] == f"/v1/jobs/{first.json()['id']}"
     assert counts() == stored
-    assert _broker_messages(settings) == 1
+    assert broker_messages(settings) == 1
 
 
 def test_key_order_whitespace_and_spelled_out_defaults_are_the_same_request(client, counts):
@@ -59,7 +53,7 @@ def test_the_same_key_with_another_body_is_409_and_stores_nothing(client, settin
     assert "Idempotency-Key 'order-42' was used for a different request" in message
     assert first["id"] in message
     assert counts() == stored
-    assert _broker_messages(settings) == 1
+    assert broker_messages(settings) == 1
 
 
 def test_without_a_key_each_post_is_a_new_job(client, counts):
@@ -81,13 +75,13 @@ def test_a_key_of_200_printable_characters_is_accepted(client):
     ids=["201 chars", "empty", "tab"],
 )
 @pytest.mark.parametrize("path", ["/v1/jobs", "/v1/batches"])
-def test_a_bad_key_is_422_naming_the_header(client, counts, path, key, says):
+def test_a_bad_key_is_422_naming_the_header(shared, path, key, says):
     body = XOR_JOB if path == "/v1/jobs" else BATCH
-    r = client.post(path, json=body, headers={"Idempotency-Key": key})
+    r = shared.client.post(path, json=body, headers={"Idempotency-Key": key})
     assert r.status_code == 422
     assert r.json()["message"].startswith("header.Idempotency-Key: ")
     assert says in r.json()["message"]
-    assert counts()["jobs"] == 0
+    assert shared.counts()["jobs"] == 0
 
 
 def test_concurrent_requests_with_one_key_make_one_job(client, settings, counts):
@@ -106,7 +100,7 @@ def test_concurrent_requests_with_one_key_make_one_job(client, settings, counts)
     assert sorted(r.status_code for r in answers) == [200, 201], [r.text for r in answers]
     assert len({r.json()["id"] for r in answers}) == 1
     assert counts()["jobs"] == 1
-    assert _broker_messages(settings) == 1
+    assert broker_messages(settings) == 1
 
 
 def test_an_insert_refused_by_the_unique_index_answers_as_a_repeat(client, counts, monkeypatch):
@@ -143,7 +137,7 @@ def test_a_repeated_batch_answers_the_same_batch_and_jobs(client, settings, coun
     assert again.headers["location"] == f"/v1/batches/{first.json()['id']}"
     assert counts() == stored
     assert stored["jobs"] == 6
-    assert _broker_messages(settings) == 6
+    assert broker_messages(settings) == 6
     # The job ids come in the order of the grid's points, as without a key.
     for job_id, (lr, seed) in zip(
         first.json()["job_ids"], [(lr, s) for lr in (0.5, 2.0) for s in (1, 2, 3)], strict=True

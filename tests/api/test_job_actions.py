@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from api.routes import job_actions
 from models.tables import Checkpoint, Epoch, Job, JobTag, Snapshot
-from tests.api.conftest import XOR_JOB
+from tests.factories import XOR_JOB
 from worker.runner import Runner
 
 HISTORY = (Epoch, Snapshot, Checkpoint, JobTag, Job)
@@ -129,9 +129,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("body", "says"), BAD_INPUTS)
-def test_bad_predict_inputs_are_422(client, trained, body, says):
-    job = trained()
-    r = client.post(f"/v1/jobs/{job['id']}/predict", json=body)
+def test_bad_predict_inputs_are_422(shared, body, says):
+    job = shared.finished_job
+    r = shared.client.post(f"/v1/jobs/{job['id']}/predict", json=body)
     assert r.status_code == 422
     assert says in r.json()["message"], r.json()["message"]
 

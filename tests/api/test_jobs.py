@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import copy
-import sqlite3
 import uuid
 
 import numpy as np
 import pytest
 
 from backprop import Trainer, TrainSpec, datasets
-from tests.api.conftest import XOR_JOB
-
-
-def _broker_messages(settings) -> int:
-    with sqlite3.connect(settings.broker_file) as db:
-        return db.execute("SELECT count(*) FROM kombu_message WHERE visible = 1").fetchone()[0]
+from tests.factories import XOR_JOB, broker_messages
 
 
 def test_submit_stores_then_publishes(client, settings):
@@ -27,7 +21,7 @@ def test_submit_stores_then_publishes(client, settings):
     assert (job["epochs_total"], job["epochs_done"], job["attempt"]) == (250, 0, 0)
     assert job["spec"]["network"]["layers"] == [2, 4, 1]
     assert job["spec"]["optimizer"] == {"name": "sgd", "learning_rate": 2.0}
-    assert _broker_messages(settings) == 1
+    assert broker_messages(settings) == 1
     assert client.get(f"/v1/jobs/{job['id']}").json()["id"] == job["id"]
 
 
@@ -86,13 +80,13 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(("changes", "says"), BAD_BODIES)
-def test_bad_submissions_say_why_and_store_nothing(client, counts, changes, says):
+def test_bad_submissions_say_why_and_store_nothing(shared, changes, says):
     body = {"dataset": {"builtin": "xor"}} | changes
-    before = counts()
-    r = client.post("/v1/jobs", json=body)
+    before = shared.counts()
+    r = shared.client.post("/v1/jobs", json=body)
     assert r.status_code in (404, 422), r.text
     assert says in r.json()["message"], r.json()["message"]
-    assert counts() == before
+    assert shared.counts() == before
 
 
 def test_nan_in_json_is_rejected(client, counts):
@@ -159,15 +153,12 @@ def test_health_and_readiness(client, settings):
     assert r.json()["checks"]["broker"].startswith("error")
 
 
-def test_a_failed_publish_keeps_the_job_for_the_reaper(tmp_path, counts):
+def test_a_failed_publish_keeps_the_job_for_the_reaper(settings):
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from models.migrate import upgrade
-    from settings import Settings
 
-    s = Settings(database_url=f"sqlite:///{tmp_path}/p.db", broker_url="redis://127.0.0.1:1/0")
-    upgrade(s.database_url)
+    s = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
     with TestClient(create_app(s)) as c:
         r = c.post("/v1/jobs", json=copy.deepcopy(XOR_JOB))
         assert r.status_code == 201

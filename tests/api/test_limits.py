@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.conftest import XOR_JOB
+from tests.factories import XOR_JOB
 
 
 @pytest.fixture

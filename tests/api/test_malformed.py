@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import pytest
-from sqlalchemy import func, select
 
-from models.tables import Base  # the tables, registered on its metadata
-from tests.api.setups import SETUPS, setup_settings
-from tests.conftest import XOR_JOB
+from tests.api.conftest import Shared, shared_app
+from tests.api.setups import SETUPS, setup
+from tests.factories import XOR_JOB
+
+# One xdist worker runs the table, so each set-up's database and client are made once.
+pytestmark = pytest.mark.xdist_group("api-malformed")
 
 XOR_X = [[0, 0], [0, 1], [1, 0], [1, 1]]
 INLINE = {"inline": {"x": XOR_X, "y": [0, 1, 1, 0]}}
@@ -559,34 +562,19 @@ CASES = {
 }
 
 
-@pytest.fixture(params=SETUPS)
-def settings(request, tmp_path):
-    return setup_settings(request, tmp_path)
-
-
-@pytest.fixture
-def rows(sessions):
-    """Rows in every table of the schema."""
-
-    def count() -> dict[str, int]:
-        with sessions() as s:
-            return {
-                t.name: s.scalar(select(func.count()).select_from(t))
-                for t in Base.metadata.sorted_tables
-            }
-
-    return count
+@pytest.fixture(scope="module", params=SETUPS)
+def shared(request, databases, redis_indexes, tmp_path_factory) -> Iterator[Shared]:
+    """One database per set-up for the whole table."""
+    directory = tmp_path_factory.mktemp("bad")
+    with setup(request.param, databases, redis_indexes, directory) as s, shared_app(s) as found:
+        yield found
 
 
 @pytest.mark.parametrize("bad", CASES.values(), ids=CASES.keys())
-def test_a_malformed_request_is_refused_with_a_sentence_and_stores_nothing(
-    bad: Bad, client, rows, request
-):
-    path = bad.path
-    if "{job}" in path:
-        path = path.replace("{job}", request.getfixturevalue("trained")(XOR_JOB)["id"])
-    before = rows()
-    r = client.request(
+def test_a_malformed_request_is_refused_with_a_sentence_and_stores_nothing(bad: Bad, shared):
+    path = bad.path.replace("{job}", shared.finished_job["id"]) if "{job}" in bad.path else bad.path
+    before = shared.counts()
+    r = shared.client.request(
         bad.method,
         path,
         json=bad.json,
@@ -598,4 +586,4 @@ def test_a_malformed_request_is_refused_with_a_sentence_and_stores_nothing(
     assert r.headers["content-type"] == "application/json"
     message = r.json()["message"]
     assert bad.says in message, message
-    assert rows() == before
+    assert shared.counts() == before

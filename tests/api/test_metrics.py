@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from models.tables import Epoch, Job
-from tests.conftest import XOR_JOB
+from tests.factories import XOR_JOB
 
 BOOTSTRAP = "bootstrap-" + "m" * 32
 

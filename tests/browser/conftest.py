@@ -9,15 +9,12 @@ README's into docs/screenshots/.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from cli.services import Stack
-from tests.conftest import REQUIRED, free_port
+from tests.factories import HTTP, REQUIRED, running, sqlite_stack
 
 CHROMIUM = Path(os.environ.get("DELTAFLOW_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -31,25 +28,11 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
-def start_stack(tmp: Path, **env: str) -> Stack:
-    env = {
-        "DELTAFLOW_DATABASE_URL": f"sqlite:///{tmp}/db.sqlite",
-        "DELTAFLOW_FLUSH_INTERVAL": "0.2",
-        **env,
-    }
-    return Stack(port=free_port(), env=env, log_dir=tmp / "logs").start()
-
-
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real service (api, worker, reaper as processes) for one test module."""
-    stack = None
-    try:
-        stack = start_stack(tmp_path_factory.mktemp("browser"))
+    with running(sqlite_stack(tmp_path_factory.mktemp("browser"))) as stack:
         yield stack.url
-    finally:
-        if stack is not None:
-            stack.stop()
 
 
 @pytest.fixture(scope="session")
@@ -106,20 +89,6 @@ def shoot(page, name: str, until: str | None = None) -> Path:
 
 
 def submit(url: str, body: dict, **headers: str) -> str:
-    r = httpx.post(f"{url}/v1/jobs", json=body, headers=headers, timeout=10)
+    r = HTTP.post(f"{url}/v1/jobs", json=body, headers=headers, timeout=10)
     assert r.status_code == 201, r.text
     return r.json()["id"]
-
-
-def wait_for(url: str, job_id: str, done, timeout: float = 60.0, **headers: str) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers, timeout=10).json()
-        if done(job):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not get there within {timeout} s: {job}")
-
-
-def finished(job: dict) -> bool:
-    return job["status"] in ("succeeded", "failed", "cancelled")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
-from tests.browser.conftest import finished, shoot, submit, wait_for
-from tests.conftest import XOR_JOB
+from tests.browser.conftest import shoot, submit
+from tests.factories import HTTP, XOR_JOB, finished, wait_for
+
+# One xdist worker runs the module, so its service starts once.
+pytestmark = pytest.mark.xdist_group("browser-dashboard")
 
 XOR = XOR_JOB | {"epochs": 1500}
 MOONS = {
@@ -47,7 +49,7 @@ def jobs(url: str) -> dict[str, str]:
     ids = {"xor": submit(url, XOR), "moons": submit(url, MOONS)}
     ids["failed"] = submit(url, DIVERGING)
     assert wait_for(url, ids["failed"], finished)["status"] == "failed"
-    r = httpx.post(f"{url}/v1/batches", json=BATCH, timeout=10)
+    r = HTTP.post(f"{url}/v1/batches", json=BATCH, timeout=10)
     assert r.status_code == 201, r.text
     ids["batch"] = r.json()["id"]
     for job_id in [ids["xor"], ids["moons"], *r.json()["job_ids"]]:
@@ -56,7 +58,7 @@ def jobs(url: str) -> dict[str, str]:
 
 
 def api(url: str, path: str):
-    r = httpx.get(f"{url}{path}", timeout=10)
+    r = HTTP.get(f"{url}{path}", timeout=10)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -335,13 +337,13 @@ def test_a_running_jobs_chart_grows_without_a_reload(page, url: str, jobs: dict)
 
 def test_static_files_need_no_network(url: str) -> None:
     """Everything the page loads comes from the service itself (no CDN), without a key."""
-    index = httpx.get(f"{url}/", timeout=10)
+    index = HTTP.get(f"{url}/", timeout=10)
     assert index.status_code == 200 and "text/html" in index.headers["content-type"]
     static = Path(__file__).resolve().parents[2] / "api" / "static"
     own = [p for p in static.rglob("*") if p.suffix in {".html", ".js", ".css"}]
     assert len(own) > 5
     for path in own:
-        r = httpx.get(f"{url}/static/{path.relative_to(static).as_posix()}", timeout=10)
+        r = HTTP.get(f"{url}/static/{path.relative_to(static).as_posix()}", timeout=10)
         assert r.status_code == 200, path
         if "vendor" not in path.parts:
             assert "://" not in path.read_text(), f"{path.name} refers to another host"

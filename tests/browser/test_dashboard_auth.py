@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.browser.conftest import finished, start_stack, submit, wait_for
+from tests.browser.conftest import submit
 from tests.browser.test_dashboard import LONG, XOR
+from tests.factories import HTTP, finished, running, sqlite_stack, wait_for
+
+# One xdist worker runs the module, so its service starts once.
+pytestmark = pytest.mark.xdist_group("browser-auth")
 
 KEY = "dashboard-test-bootstrap-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -18,20 +21,15 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    stack = None
-    try:
-        tmp = tmp_path_factory.mktemp("browser-auth")
-        stack = start_stack(tmp, DELTAFLOW_AUTH="required", DELTAFLOW_BOOTSTRAP_KEY=KEY)
-        yield stack.url
-    finally:
-        if stack is not None:
-            stack.stop()
+    tmp = tmp_path_factory.mktemp("browser-auth")
+    with running(sqlite_stack(tmp, DELTAFLOW_AUTH="required", DELTAFLOW_BOOTSTRAP_KEY=KEY)) as s:
+        yield s.url
 
 
 def test_the_page_needs_no_key_but_the_api_does(url: str) -> None:
-    assert httpx.get(f"{url}/", timeout=10).status_code == 200
-    assert httpx.get(f"{url}/static/js/api.js", timeout=10).status_code == 200
-    assert httpx.get(f"{url}/v1/jobs", timeout=10).status_code == 401
+    assert HTTP.get(f"{url}/", timeout=10).status_code == 200
+    assert HTTP.get(f"{url}/static/js/api.js", timeout=10).status_code == 200
+    assert HTTP.get(f"{url}/v1/jobs", timeout=10).status_code == 401
 
 
 def test_key_field_on_401_then_every_request_carries_the_key(page, url: str) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests.factories import HTTP
+
+# tests/cli/conftest.py's service is shared by this module and others: one xdist worker runs them.
+pytestmark = pytest.mark.xdist_group("cli-service")
 
 LONG_SPEC = {
     "name": "long xor",
@@ -23,13 +26,13 @@ runner = CliRunner()
 
 
 def _submit(url: str) -> str:
-    r = httpx.post(f"{url}/v1/jobs", json=LONG_SPEC, timeout=10)
+    r = HTTP.post(f"{url}/v1/jobs", json=LONG_SPEC, timeout=10)
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
 
 def _job(url: str, job_id: str) -> dict:
-    return httpx.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
+    return HTTP.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
 
 
 def _wait_until_training(url: str, job_id: str, timeout: float = 60.0) -> None:
@@ -50,7 +53,7 @@ def running_id(url: str) -> Iterator[str]:
         _wait_until_training(url, job_id)
         yield job_id
     finally:
-        httpx.post(f"{url}/v1/jobs/{job_id}/cancel", timeout=10)  # 409 once it has ended
+        HTTP.post(f"{url}/v1/jobs/{job_id}/cancel", timeout=10)  # 409 once it has ended
 
 
 def test_cancel_of_a_queued_job(url: str, running_id: str) -> None:

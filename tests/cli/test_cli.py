@@ -13,7 +13,10 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.plot import HEIGHT, MAX_WIDTH
-from tests.conftest import free_port
+from cli.services import free_port
+
+# tests/cli/conftest.py's service is shared by this module and others: one xdist worker runs them.
+pytestmark = pytest.mark.xdist_group("cli-service")
 
 XOR_SPEC = {
     "network": {"layers": [2, 4, 1]},

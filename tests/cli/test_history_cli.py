@@ -7,12 +7,15 @@ import json
 import re
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests.factories import HTTP
+
+# tests/cli/conftest.py's service is shared by this module and others: one xdist worker runs them.
+pytestmark = pytest.mark.xdist_group("cli-service")
 
 SPEC = {
     "name": "grid xor",
@@ -62,7 +65,7 @@ def swept(url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str
     result = invoke(url, "sweep", write(tmp_path_factory.mktemp("sweep"), SPEC))
     assert result.exit_code == 0, result.output
     batch_id = UUID.search(result.stdout.splitlines()[0]).group()
-    return httpx.get(f"{url}/v1/batches/{batch_id}").json(), result.stdout
+    return HTTP.get(f"{url}/v1/batches/{batch_id}").json(), result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +220,7 @@ def test_trajectory_equals_the_snapshots(url: str, job_id: str) -> None:
     assert found["name"] == "w^1_{0,1}"
     assert found["epochs"] == list(range(0, 201, 20))
     for epoch, value in zip(found["epochs"], found["values"], strict=True):
-        snapshot = httpx.get(f"{url}/v1/jobs/{job_id}/snapshots/{epoch}").json()
+        snapshot = HTTP.get(f"{url}/v1/jobs/{job_id}/snapshots/{epoch}").json()
         assert snapshot["layers"][0]["weights"][0][1] == value
 
 
@@ -249,7 +252,7 @@ def test_export_writes_the_latest_snapshot(url: str, job_id: str, tmp_path: Path
     result = invoke(url, "export", job_id, "--epoch", "latest", "-o", str(target))
     assert result.exit_code == 0, result.output
     assert str(target) in result.stdout
-    latest = httpx.get(f"{url}/v1/jobs/{job_id}/snapshots/latest").json()
+    latest = HTTP.get(f"{url}/v1/jobs/{job_id}/snapshots/latest").json()
     assert latest["epoch"] == 200
     with np.load(target, allow_pickle=False) as npz:
         assert sorted(npz) == ["W1", "W2", "b1", "b2"]
@@ -268,7 +271,7 @@ def test_export_json_of_an_epoch(url: str, job_id: str, tmp_path: Path) -> None:
     listed = json.loads(result.stdout)
     assert listed["path"] == str(target)
     assert listed["arrays"]["W1"] == {"shape": [4, 2], "dtype": "float64"}
-    snapshot = httpx.get(f"{url}/v1/jobs/{job_id}/snapshots/20").json()
+    snapshot = HTTP.get(f"{url}/v1/jobs/{job_id}/snapshots/20").json()
     with np.load(target, allow_pickle=False) as npz:
         np.testing.assert_array_equal(npz["W1"], np.array(snapshot["layers"][0]["weights"]))
 

@@ -11,7 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.cli.conftest import service
+from tests.factories import running, sqlite_stack
+
+# One xdist worker runs the module, so its service starts once.
+pytestmark = pytest.mark.xdist_group("cli-keys")
 
 BOOTSTRAP = secrets.token_urlsafe(32)
 runner = CliRunner()
@@ -20,8 +23,9 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("keys")
-    with service(tmp, DELTAFLOW_AUTH="required", DELTAFLOW_BOOTSTRAP_KEY=BOOTSTRAP) as found:
-        yield found
+    stack = sqlite_stack(tmp, DELTAFLOW_AUTH="required", DELTAFLOW_BOOTSTRAP_KEY=BOOTSTRAP)
+    with running(stack):
+        yield stack.url
 
 
 def invoke(url: str, *args: str, key: str | None = None):

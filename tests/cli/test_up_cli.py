@@ -12,13 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from cli.services import ServiceError, Stack, is_loopback
-from tests.conftest import free_port
+from cli.services import ServiceError, Stack, free_port, is_loopback
+from tests.factories import HTTP
 
 AUTH_OFF = "auth is off: listening on 127.0.0.1 only; set DELTAFLOW_AUTH=required to serve others"
 runner = CliRunner()
@@ -80,7 +79,7 @@ def test_up_json_serves_loopback_and_prints_one_line_for_scripts(tmp_path: Path)
         assert record["url"] == f"http://127.0.0.1:{port}"
         assert record["auth"] == "off"
         assert str(tmp_path / "up.db") in record["database"]
-        assert httpx.get(f"{record['url']}/v1/jobs", timeout=5).json()["items"] == []
+        assert HTTP.get(f"{record['url']}/v1/jobs", timeout=5).json()["items"] == []
     finally:
         out, err = stop(proc)
     assert out == ""  # nothing after the record: the children's banners went to stderr

@@ -7,25 +7,28 @@ no job used more than max_attempts.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import os
 import random
 import signal
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
-import httpx
+import numpy as np
 import pytest
 import redis
 from sqlalchemy import func, select
 
 from backprop import Trainer, TrainSpec, datasets
-from cli.services import Stack
+from cli.services import Stack, free_port
 from models.db import make_engine, session_factory
 from models.tables import Epoch, Job, JobAttempt, Snapshot
 from settings import Settings
-from tests.conftest import free_port, split_snapshot
+from tests.factories import HTTP, TERMINAL, listed, split_snapshot, wait_all
 from worker.celery_app import make_celery, publish
 
 MAX_ATTEMPTS = 8
@@ -38,7 +41,6 @@ JOB = {
     "snapshot_every": 100,
     "dataset": {"builtin": "moons", "n": 100},
 }
-TERMINAL = {"succeeded", "failed", "cancelled"}
 DATA = (lambda d: (d.x, d.y))(datasets.load("moons", n=100))
 
 
@@ -59,8 +61,20 @@ def env_for(kind: str, tmp_path, request, **extra: str) -> dict[str, str]:
     return env | extra
 
 
+class FaultStack(Stack):
+    """A Stack whose Celery workers give up on a killed pool process's result after 1 s
+    (worker_lost_wait, 10 s by default) before rejecting its message: the same path as in
+    production, where those seconds only delay a redelivery that the lease makes harmless."""
+
+    def commands(self) -> dict[str, list[str]]:
+        return {
+            name: [*argv, "worker_lost_wait=1"] if name.startswith("worker-") else argv
+            for name, argv in super().commands().items()
+        }
+
+
 def start(env, tmp_path, workers: int = 2) -> Stack:
-    stack = Stack(port=free_port(), workers=workers, env=env, log_dir=tmp_path / "logs")
+    stack = FaultStack(port=free_port(), workers=workers, env=env, log_dir=tmp_path / "logs")
     return stack.start()
 
 
@@ -68,40 +82,49 @@ def submit(stack: Stack, n: int, **changes) -> list[str]:
     bodies = [JOB | {"name": f"job-{i}", "seed": i} | changes for i in range(n)]
     ids = []
     for body in bodies:
-        r = httpx.post(f"{stack.url}/v1/jobs", json=body, timeout=30)
+        r = HTTP.post(f"{stack.url}/v1/jobs", json=body)
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
     return ids
-
-
-def wait_all(stack: Stack, ids: list[str], timeout: float = 150) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        jobs = [httpx.get(f"{stack.url}/v1/jobs/{i}", timeout=30).json() for i in ids]
-        if all(j["status"] in TERMINAL for j in jobs) or time.monotonic() > deadline:
-            return jobs
-        time.sleep(0.3)
 
 
 def restart(stack: Stack, name: str) -> None:
     stack.start_process(name, stack.commands()[name])
 
 
-_REFERENCE: dict[str, list[bytes]] = {}
+@pytest.fixture(scope="session")
+def references(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where uninterrupted runs are kept for this test run, shared by the xdist workers (the
+    same specs recur across scenarios, and each costs a second of CPU)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = shared / "references"
+    path.mkdir(exist_ok=True)
+    return path
 
 
-def reference(spec: dict) -> list[bytes]:
+@pytest.fixture
+def invariants(references: Path):
+    """check_invariants, with the uninterrupted runs shared by this test run."""
+    return lambda stack, ids: check_invariants(stack, ids, references)
+
+
+def reference(spec: dict, cache: Path) -> list[bytes]:
     """Parameters after an uninterrupted run of `spec` on JOB's data, as bytes (cached)."""
-    key = json.dumps(spec, sort_keys=True)
-    if key not in _REFERENCE:
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    path = cache / f"{key}.npz"
+    if not path.exists():
         trainer = Trainer(TrainSpec.model_validate(spec), *DATA)
         for _ in trainer.epochs():
             pass
-        _REFERENCE[key] = [a.tobytes() for a in trainer.weights + trainer.biases]
-    return _REFERENCE[key]
+        partial = cache / f"{key}.{os.getpid()}.npz"
+        np.savez(partial, *trainer.weights, *trainer.biases)
+        partial.replace(path)  # whole or absent to a worker reading it concurrently
+    with np.load(path) as arrays:
+        return [arrays[f"arr_{i}"].tobytes() for i in range(len(arrays.files))]
 
 
-def check_invariants(stack: Stack, ids: list[str]) -> dict[str, int]:
+def check_invariants(stack: Stack, ids: list[str], references: Path) -> dict[str, int]:
     """The SQL checks every scenario ends with; returns the jobs counted by status."""
     engine = make_engine(stack.env["DELTAFLOW_DATABASE_URL"])
     counts: dict[str, int] = {}
@@ -113,7 +136,7 @@ def check_invariants(stack: Stack, ids: list[str]) -> dict[str, int]:
                 assert job.status in TERMINAL, f"job {job_id} is still {job.status}"
                 assert job.attempt <= MAX_ATTEMPTS
                 _check_attempts(s, job)
-                _check_epochs(s, job)
+                _check_epochs(s, job, references)
     finally:
         engine.dispose()
     return counts
@@ -129,7 +152,7 @@ def _check_attempts(s, job: Job) -> None:
     assert all(a.ended_at is not None for a in attempts)
 
 
-def _check_epochs(s, job: Job) -> None:
+def _check_epochs(s, job: Job, references: Path) -> None:
     epochs = s.execute(
         select(func.count(), func.min(Epoch.epoch), func.max(Epoch.epoch)).where(
             Epoch.job_id == job.id
@@ -144,7 +167,7 @@ def _check_epochs(s, job: Job) -> None:
     blob = s.get_one(Snapshot, (job.id, job.epochs_total)).parameters
     Ws, bs = split_snapshot(blob, job.spec["network"]["layers"], job.spec["dtype"])
     got = [a.copy().tobytes() for a in Ws + bs]
-    assert got == reference(job.spec), f"job {job.id} differs from an uninterrupted run"
+    assert got == reference(job.spec, references), f"job {job.id} differs from an uninterrupted run"
 
 
 @pytest.fixture(params=["embedded", "postgresql+redis"])
@@ -152,7 +175,7 @@ def kind(request):
     return request.param
 
 
-def test_whole_workers_killed_five_times(kind, tmp_path, request):
+def test_whole_workers_killed_five_times(invariants, kind, tmp_path, request):
     stack = start(env_for(kind, tmp_path, request), tmp_path)
     try:
         ids = submit(stack, 20)
@@ -164,8 +187,8 @@ def test_whole_workers_killed_five_times(kind, tmp_path, request):
             stack.processes[name].wait()
             time.sleep(1.0)
             restart(stack, name)
-        wait_all(stack, ids)
-        assert check_invariants(stack, ids) == {"succeeded": 20}
+        wait_all(stack.url, ids)
+        assert invariants(stack, ids) == {"succeeded": 20}
     finally:
         stack.stop()
 
@@ -177,29 +200,29 @@ def _pool_child(stack: Stack, name: str) -> int | None:
     return int(out[0]) if out else None
 
 
-def test_pool_children_killed_mid_epoch(tmp_path, request):
+def test_pool_children_killed_mid_epoch(invariants, tmp_path, request):
     stack = start(env_for("embedded", tmp_path, request), tmp_path, workers=1)
     try:
-        ids = submit(stack, 6, epochs=8000)
+        ids = submit(stack, 6, epochs=5000)  # ~1.5 s each: every kill lands mid-job
         killed, seen, deadline = 0, {}, time.monotonic() + 120
         while killed < 5:
             assert time.monotonic() < deadline, f"only {killed} kills landed mid-job"
             time.sleep(0.3)
             child = _pool_child(stack, "worker-1")
-            progress = {j["id"]: j["epochs_done"] for j in wait_all(stack, ids, 0)}
+            progress = {i: job["epochs_done"] for i, job in listed(stack.url).items()}
             # A kill lands mid-epoch only while a job is visibly advancing in this child.
             advancing = any(progress[i] > seen.get(i, progress[i]) for i in progress)
             seen = progress
             if child and advancing:
                 subprocess.run(["kill", "-KILL", str(child)], check=False)
                 killed, seen = killed + 1, {}
-        wait_all(stack, ids)
-        assert check_invariants(stack, ids) == {"succeeded": 6}
+        wait_all(stack.url, ids)
+        assert invariants(stack, ids) == {"succeeded": 6}
     finally:
         stack.stop()
 
 
-def test_every_job_published_twice(kind, tmp_path, request):
+def test_every_job_published_twice(invariants, kind, tmp_path, request):
     env = env_for(kind, tmp_path, request)
     stack = start(env, tmp_path)
     try:
@@ -210,65 +233,65 @@ def test_every_job_published_twice(kind, tmp_path, request):
         app = make_celery(settings)
         for job_id in ids:
             publish(app, uuid.UUID(job_id))
-        wait_all(stack, ids)
-        assert check_invariants(stack, ids) == {"succeeded": 10}
+        wait_all(stack.url, ids)
+        assert invariants(stack, ids) == {"succeeded": 10}
     finally:
         stack.stop()
 
 
-def test_redis_redelivers_a_job_that_outlives_its_visibility_timeout(tmp_path, request):
+def test_redis_redelivers_a_job_that_outlives_its_visibility_timeout(invariants, tmp_path, request):
     env = env_for("postgresql+redis", tmp_path, request, DELTAFLOW_BROKER_VISIBILITY_TIMEOUT="1")
     stack = start(env, tmp_path)
     try:
         ids = submit(stack, 4, epochs=4000)  # several seconds each: redelivered while running
-        wait_all(stack, ids)
-        assert check_invariants(stack, ids) == {"succeeded": 4}
+        wait_all(stack.url, ids)
+        assert invariants(stack, ids) == {"succeeded": 4}
     finally:
         stack.stop()
 
 
-def test_the_queue_emptied_mid_run(tmp_path, request):
+def test_the_queue_emptied_mid_run(invariants, tmp_path, request):
     env = env_for("postgresql+redis", tmp_path, request)
     stack = start(env, tmp_path, workers=1)
     try:
         ids = submit(stack, 8)
         time.sleep(1.0)
         redis.Redis.from_url(env["DELTAFLOW_BROKER_URL"]).flushdb()  # queued messages gone
-        wait_all(stack, ids)
-        assert check_invariants(stack, ids) == {"succeeded": 8}
+        wait_all(stack.url, ids)
+        assert invariants(stack, ids) == {"succeeded": 8}
     finally:
         stack.stop()
 
 
-def test_a_poison_job_fails_after_max_attempts(kind, tmp_path, request):
+def test_a_poison_job_fails_after_max_attempts(invariants, kind, tmp_path, request):
     stack = start(env_for(kind, tmp_path, request, DELTAFLOW_MAX_ATTEMPTS="3"), tmp_path)
     try:
         (poison,) = submit(stack, 1, tags={"deltaflow.fault": "kill:3"})
         healthy = submit(stack, 3)
-        jobs = wait_all(stack, [poison, *healthy], timeout=200)
+        jobs = wait_all(stack.url, [poison, *healthy], timeout=200)
         assert jobs[0]["status"] == "failed"
         assert jobs[0]["error"].startswith("gave up after 3 attempts")
         assert [a["reason"] for a in jobs[0]["attempts"]] == ["lease expired"] * 3
-        assert check_invariants(stack, [poison, *healthy]) == {"failed": 1, "succeeded": 3}
+        assert invariants(stack, [poison, *healthy]) == {"failed": 1, "succeeded": 3}
     finally:
         stack.stop()
 
 
-def test_cancel_at_a_random_epoch(kind, tmp_path, request):
+def test_cancel_at_a_random_epoch(invariants, kind, tmp_path, request):
     stack = start(env_for(kind, tmp_path, request), tmp_path)
     try:
         ids = submit(stack, 20, epochs=20000)
         rng = random.Random(2)
         for job_id in ids:
             time.sleep(rng.uniform(0.0, 0.3))
-            r = httpx.post(f"{stack.url}/v1/jobs/{job_id}/cancel", timeout=30)
+            r = HTTP.post(f"{stack.url}/v1/jobs/{job_id}/cancel", timeout=30)
             assert r.status_code == 202, r.text
-        jobs = wait_all(stack, ids)
+        jobs = wait_all(stack.url, ids)
         assert {j["status"] for j in jobs} == {"cancelled"}
         for job in jobs:  # seen at the next flush (0.2 s); slack for a loaded machine
             asked = job["cancel_requested_at"]
             assert _seconds_between(asked, job["finished_at"]) < 1.5
-        check_invariants(stack, ids)
+        invariants(stack, ids)
     finally:
         stack.stop()
 
@@ -279,21 +302,21 @@ def _seconds_between(a: str, b: str) -> float:
     return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
 
 
-def test_a_stopped_worker_hands_its_job_over(tmp_path, request):
+def test_a_stopped_worker_hands_its_job_over(invariants, tmp_path, request):
     stack = start(env_for("embedded", tmp_path, request), tmp_path, workers=1)
     try:
-        (job_id,) = submit(stack, 1, epochs=20000)
-        while httpx.get(f"{stack.url}/v1/jobs/{job_id}").json()["epochs_done"] == 0:
+        (job_id,) = submit(stack, 1, epochs=5000)  # stopped within its first second
+        while HTTP.get(f"{stack.url}/v1/jobs/{job_id}").json()["epochs_done"] == 0:
             time.sleep(0.05)
         worker = stack.processes["worker-1"]
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)  # within an epoch and a flush, not at the end of the job
-        job = httpx.get(f"{stack.url}/v1/jobs/{job_id}").json()
+        job = HTTP.get(f"{stack.url}/v1/jobs/{job_id}").json()
         assert (job["status"], job["attempt"]) == ("queued", 0)
         restart(stack, "worker-1")
-        (job,) = wait_all(stack, [job_id])
+        (job,) = wait_all(stack.url, [job_id])
         assert job["status"] == "succeeded"
-        check_invariants(stack, [job_id])
+        invariants(stack, [job_id])
     finally:
         stack.stop()
 
@@ -315,19 +338,19 @@ def test_an_idle_worker_stops_cleanly(tmp_path, request):
         stack.stop()
 
 
-def test_a_crash_between_commit_and_publish(kind, tmp_path, request):
+def test_a_crash_between_commit_and_publish(invariants, kind, tmp_path, request):
     env = env_for(kind, tmp_path, request, DELTAFLOW_FAULT_DROP_PUBLISH="1")
     stack = start(env, tmp_path)
     try:
         ids = submit(stack, 6)  # committed, never published by the API
-        jobs = wait_all(stack, ids)
+        jobs = wait_all(stack.url, ids)
         assert {j["status"] for j in jobs} == {"succeeded"}  # the reaper published them
-        assert check_invariants(stack, ids) == {"succeeded": 6}
+        assert invariants(stack, ids) == {"succeeded": 6}
     finally:
         stack.stop()
 
 
-def test_the_embedded_broker_file_deleted_mid_run(tmp_path, request):
+def test_the_embedded_broker_file_deleted_mid_run(invariants, tmp_path, request):
     stack = start(env_for("embedded", tmp_path, request), tmp_path, workers=1)
     try:
         ids = submit(stack, 8)
@@ -335,7 +358,7 @@ def test_the_embedded_broker_file_deleted_mid_run(tmp_path, request):
         for suffix in ("", "-wal", "-shm"):  # queued messages gone with the file
             (tmp_path / f"broker.sqlite{suffix}").unlink(missing_ok=True)
         more = submit(stack, 2)  # published into the new file
-        wait_all(stack, ids + more)
-        assert check_invariants(stack, ids + more) == {"succeeded": 10}
+        wait_all(stack.url, ids + more)
+        assert invariants(stack, ids + more) == {"succeeded": 10}
     finally:
         stack.stop()

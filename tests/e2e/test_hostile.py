@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import time
 
-import httpx
-
-from cli.services import Stack
+from cli.services import Stack, free_port
 from settings import Settings
-from tests.conftest import XOR_JOB, free_port
+from tests.factories import HTTP, XOR_JOB
 from worker.celery_app import QUEUE, TASK_TRAIN, make_celery
 
 
@@ -32,9 +30,9 @@ def test_a_pickled_message_is_refused_and_nothing_runs(tmp_path):
         app = make_celery(Settings(database_url=url))
         app.send_task(TASK_TRAIN, args=[Payload(str(marker))], serializer="pickle", queue=QUEUE)
         # A job published after it is trained: the worker went past the pickled message.
-        job = httpx.post(f"{stack.url}/v1/jobs", json=XOR_JOB | {"epochs": 50}).json()
+        job = HTTP.post(f"{stack.url}/v1/jobs", json=XOR_JOB | {"epochs": 50}).json()
         deadline = time.monotonic() + 60
-        while httpx.get(f"{stack.url}/v1/jobs/{job['id']}").json()["status"] != "succeeded":
+        while HTTP.get(f"{stack.url}/v1/jobs/{job['id']}").json()["status"] != "succeeded":
             assert time.monotonic() < deadline, "the worker did not get past the message"
             time.sleep(0.1)
     finally:

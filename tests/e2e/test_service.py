@@ -3,19 +3,20 @@ on the embedded set-up (SQLite + SQLite broker) and on PostgreSQL + Redis."""
 
 from __future__ import annotations
 
-import time
 import uuid
+from contextlib import ExitStack
 
-import httpx
 import numpy as np
 import pytest
 from sqlalchemy import select
 
-from backprop import Trainer, TrainSpec, datasets
-from cli.services import Stack
+from cli.services import Stack, free_port
 from models.db import make_engine, session_factory
 from models.tables import Epoch, Snapshot
-from tests.conftest import free_port, split_snapshot
+from tests.factories import HTTP, reference, running, split_snapshot, wait_for
+
+# One xdist worker runs the module, so each set-up's service starts once.
+pytestmark = pytest.mark.xdist_group("e2e-service")
 
 BODY = {
     "name": "e2e",
@@ -28,47 +29,31 @@ BODY = {
     "validation_split": 0.2,
     "dataset": {"builtin": "moons", "seed": 3, "n": 120},
 }
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
-@pytest.fixture(params=["embedded", "postgresql+redis"])
-def stack(request, tmp_path):
+@pytest.fixture(scope="module", params=["embedded", "postgresql+redis"])
+def stack(request, databases, redis_indexes, tmp_path_factory):
+    """One service per set-up for the module: starting and stopping one costs seconds of CPU,
+    and each test here finds its own jobs by id."""
+    tmp = tmp_path_factory.mktemp("e2e")
     env = {"DELTAFLOW_FLUSH_INTERVAL": "0.1", "DELTAFLOW_REAPER_INTERVAL": "0.5"}
-    if request.param == "embedded":
-        env["DELTAFLOW_DATABASE_URL"] = f"sqlite:///{tmp_path}/deltaflow.db"
-    else:
-        env["DELTAFLOW_DATABASE_URL"] = request.getfixturevalue("postgres_url")
-        env["DELTAFLOW_BROKER_URL"] = request.getfixturevalue("redis_url")
-    s = Stack(port=free_port(), env=env, log_dir=tmp_path / "logs")
-    s.start()
-    yield s
-    s.stop()
-
-
-def wait_terminal(url: str, job_id: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{url}/v1/jobs/{job_id}").json()
-        if job["status"] in TERMINAL:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} not finished after {timeout} s: {job}")
-
-
-def reference(body: dict) -> Trainer:
-    spec = TrainSpec.model_validate({k: v for k, v in body.items() if k not in ("name", "dataset")})
-    ds = body["dataset"]
-    data = datasets.load(ds["builtin"], seed=ds["seed"], n=ds["n"])
-    trainer = Trainer(spec, data.x, data.y)
-    for _ in trainer.epochs():
-        pass
-    return trainer
+    with ExitStack() as resources:
+        if request.param == "embedded":
+            env["DELTAFLOW_DATABASE_URL"] = f"sqlite:///{tmp}/deltaflow.db"
+        else:
+            env["DELTAFLOW_DATABASE_URL"] = resources.enter_context(
+                databases.postgres(migrated=False)
+            )
+            env["DELTAFLOW_BROKER_URL"] = resources.enter_context(redis_indexes.take())
+        yield resources.enter_context(
+            running(Stack(port=free_port(), env=env, log_dir=tmp / "logs"))
+        )
 
 
 def test_submit_train_and_read_back(stack):
-    r = httpx.post(f"{stack.url}/v1/jobs", json=BODY)
+    r = HTTP.post(f"{stack.url}/v1/jobs", json=BODY)
     assert r.status_code == 201, r.text
-    job = wait_terminal(stack.url, r.json()["id"])
+    job = wait_for(stack.url, r.json()["id"], timeout=90)
     assert job["status"] == "succeeded", job
     assert (job["epochs_done"], job["attempt"]) == (300, 1)
 
@@ -88,18 +73,18 @@ def test_submit_train_and_read_back(stack):
     for got, want in zip(Ws + bs, trained.weights + trained.biases, strict=True):
         assert got.shape == want.shape
         assert got.tobytes() == want.tobytes()  # bit for bit
-    latest = httpx.get(f"{stack.url}/v1/jobs/{job['id']}/snapshots/latest").json()
+    latest = HTTP.get(f"{stack.url}/v1/jobs/{job['id']}/snapshots/latest").json()
     np.testing.assert_array_equal(latest["layers"][0]["weights"], trained.weights[0])
 
 
 def test_several_jobs_on_one_worker(stack):
     ids = [
-        httpx.post(
+        HTTP.post(
             f"{stack.url}/v1/jobs", json=BODY | {"epochs": 40, "seed": seed, "name": f"s{seed}"}
         ).json()["id"]
         for seed in range(4)
     ]
-    jobs = [wait_terminal(stack.url, i) for i in ids]
+    jobs = [wait_for(stack.url, i, timeout=90) for i in ids]
     assert [j["status"] for j in jobs] == ["succeeded"] * 4
     assert len({j["final_loss"] for j in jobs}) == 4
 
@@ -114,13 +99,13 @@ def test_a_batch_of_twelve_completes(stack):
             "seed": [1, 2, 3],
         },
     }
-    created = httpx.post(f"{stack.url}/v1/batches", json=body)
+    created = HTTP.post(f"{stack.url}/v1/batches", json=body)
     assert created.status_code == 201, created.text
     batch = created.json()
     assert batch["size"] == 12
-    jobs = [wait_terminal(stack.url, i) for i in batch["job_ids"]]
+    jobs = [wait_for(stack.url, i, timeout=90) for i in batch["job_ids"]]
     assert {j["status"] for j in jobs} == {"succeeded"}
-    summary = httpx.get(f"{stack.url}/v1/batches/{batch['id']}").json()
+    summary = HTTP.get(f"{stack.url}/v1/batches/{batch['id']}").json()
     assert (summary["total"], summary["done"], summary["counts"]) == (12, 12, {"succeeded": 12})
     losses = [row["best_loss"] for row in summary["leaderboard"]]
     assert losses == sorted(losses)

@@ -9,19 +9,16 @@ import pytest
 from sqlalchemy import select
 
 from models.bulk import epoch_columns, insert_ignore_rows
-from models.db import make_engine, session_factory
-from models.migrate import upgrade
 from models.tables import EPOCH_FIELDS, Dataset, Epoch, Job
+from tests.factories import sessions_on
 
 L = 3
 
 
 @pytest.fixture
-def sessions(database_url):
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
+def sessions(migrated_database_url):
+    with sessions_on(migrated_database_url) as found:
+        yield found
 
 
 @pytest.fixture

@@ -11,21 +11,18 @@ from sqlalchemy import select, update
 
 from models import lifecycle
 from models.base import utcnow
-from models.db import make_engine, session_factory
 from models.lifecycle import LeaseLost
-from models.migrate import upgrade
 from models.status import TERMINAL, JobStatus
 from models.tables import Batch, Dataset, Job, JobAttempt
+from tests.factories import sessions_on
 
 TTL, MAX_ATTEMPTS = 30.0, 2
 
 
 @pytest.fixture
-def sessions(database_url):
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
+def sessions(migrated_database_url):
+    with sessions_on(migrated_database_url) as found:
+        yield found
 
 
 @pytest.fixture

@@ -6,22 +6,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from api.datasets import materialise, store
-from api.schemas import JobCreate
 from models.base import utcnow
-from models.migrate import upgrade
 from models.tables import Job
 from settings import Settings
-from tests.conftest import XOR_JOB
+from tests.factories import XOR_JOB, store_job
 
 XOR = XOR_JOB | {"epochs": 60, "snapshot_every": 7}
 
 
 @pytest.fixture
-def settings(database_url) -> Settings:
-    upgrade(database_url)
+def settings(migrated_database_url) -> Settings:
     # Flush after every epoch, so short jobs exercise many flushes.
-    return Settings(database_url=database_url, flush_interval=1e-6, lease_ttl=30, max_attempts=3)
+    return Settings(
+        database_url=migrated_database_url, flush_interval=1e-6, lease_ttl=30, max_attempts=3
+    )
 
 
 @pytest.fixture
@@ -29,16 +27,7 @@ def make_job(sessions):
     """Store a job as the API would (without the HTTP layer), return its id."""
 
     def make(body: dict | None = None, spec_override: dict | None = None) -> uuid.UUID:
-        request = JobCreate.model_validate(body or XOR)
-        spec = request.spec().model_dump(mode="json") | (spec_override or {})
-        with sessions.begin() as s:
-            dataset = store(s, "default", *materialise(request.dataset))
-            job = Job(
-                name=request.name, tags={}, spec=spec, dataset_id=dataset.id,
-                epochs_total=spec["epochs"],
-            )  # fmt: skip
-            s.add(job)
-        return job.id
+        return store_job(sessions, body or XOR, spec_override)
 
     return make
 

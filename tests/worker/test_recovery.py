@@ -10,16 +10,23 @@ import pytest
 from sqlalchemy import select
 
 from models.db import make_engine, session_factory
-from models.migrate import upgrade
 from models.tables import Checkpoint, Job, JobAttempt
 from settings import Settings
+from tests.factories import parameters, reference, store_job
 from tests.worker.conftest import XOR
 from tests.worker.tcp_proxy import Proxy
-from tests.worker.test_runner import Crash, CrashingRunner, _epochs, _final_parameters, _reference
+from tests.worker.test_runner import Crash, CrashingRunner, _epochs, _final_parameters
 from worker.reaper import reap_once
 from worker.runner import Outcome, Runner
 
 LONG = XOR | {"epochs": 3000, "batch_size": 2, "snapshot_every": 250}
+
+
+@pytest.fixture
+def settings(settings):
+    """A flush every 20 ms rather than after every epoch: LONG's 3,000 epochs would be 3,000
+    commits, and a crash, a release and a resume each need a few of them."""
+    return settings.model_copy(update={"flush_interval": 0.02})
 
 
 def _attempts(sessions, job_id) -> list[JobAttempt]:
@@ -77,8 +84,7 @@ def test_a_stopping_worker_releases_its_job(sessions, settings, make_job):
     assert _attempts(sessions, job_id)[0].reason == "released: the worker was shutting down"
     assert Runner(sessions, settings).run(job_id) == "succeeded"  # at once: no lease to expire
     assert _epochs(sessions, job_id) == list(range(1, 3001))
-    ref = _reference(LONG)
-    want = [W.tobytes() for W in ref.weights] + [b.tobytes() for b in ref.biases]
+    want = parameters(reference(LONG))
     assert _final_parameters(sessions, job_id, LONG) == want
 
 
@@ -96,11 +102,10 @@ def test_the_reaper_closes_the_attempt_of_a_dead_worker(sessions, settings, make
 
 
 @pytest.fixture
-def cut_database(postgres_url):
+def cut_database(migrated_postgres_url):
     """A PostgreSQL database reached through a proxy the test can cut."""
-    upgrade(postgres_url)
     proxy = Proxy(5432)
-    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    url = migrated_postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     engine = make_engine(url)
     yield proxy, url, session_factory(engine)
     proxy.restore()
@@ -110,24 +115,15 @@ def cut_database(postgres_url):
 def test_a_flush_outlives_a_database_outage(cut_database):
     proxy, url, sessions = cut_database
     settings = Settings(database_url=url, flush_interval=0.05, lease_ttl=60)
-    from api.datasets import materialise, store
-    from api.schemas import JobCreate
-
-    request = JobCreate.model_validate(LONG)
-    with sessions.begin() as s:
-        dataset = store(s, "default", *materialise(request.dataset))
-        job = Job(name="outage", tags={}, spec=request.spec().model_dump(mode="json"),
-                  dataset_id=dataset.id, epochs_total=3000)  # fmt: skip
-        s.add(job)
-    running = _run_in_thread(Runner(sessions, settings), job.id)
-    _wait_for(lambda: _epochs(sessions, job.id))
+    job_id = store_job(sessions, LONG | {"name": "outage"})
+    running = _run_in_thread(Runner(sessions, settings), job_id)
+    _wait_for(lambda: _epochs(sessions, job_id))
     proxy.cut()
     time.sleep(1.5)  # several flushes fail while it is down
     assert running["thread"].is_alive()
     proxy.restore()
     running["thread"].join(60)
     assert running["outcome"] == "succeeded"
-    assert _epochs(sessions, job.id) == list(range(1, 3001))
-    ref = _reference(LONG)
-    want = [W.tobytes() for W in ref.weights] + [b.tobytes() for b in ref.biases]
-    assert _final_parameters(sessions, job.id, LONG) == want
+    assert _epochs(sessions, job_id) == list(range(1, 3001))
+    want = parameters(reference(LONG))
+    assert _final_parameters(sessions, job_id, LONG) == want

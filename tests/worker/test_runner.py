@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from backprop import Trainer, TrainSpec, datasets
 from models.base import utcnow
 from models.tables import Checkpoint, Epoch, Job, Snapshot
-from tests.conftest import split_snapshot
+from tests.factories import parameters, reference, split_snapshot
 from tests.worker.conftest import XOR
 from worker.runner import Runner
 
@@ -45,15 +45,6 @@ def _job(sessions, job_id) -> Job:
         return s.get_one(Job, job_id)
 
 
-def _reference(body: dict) -> Trainer:
-    spec = TrainSpec.model_validate({k: v for k, v in body.items() if k not in ("name", "dataset")})
-    data = datasets.load(body["dataset"]["builtin"])
-    trainer = Trainer(spec, data.x, data.y)
-    for _ in trainer.epochs():
-        pass
-    return trainer
-
-
 def _final_parameters(sessions, job_id, body) -> list[bytes]:
     """W^1 … W^L, b^1 … b^L of the last snapshot, each as bytes in the seed's layout."""
     with sessions() as s:
@@ -74,8 +65,7 @@ def test_a_job_runs_to_the_end(sessions, settings, make_job):
         losses = s.scalars(select(Epoch.loss).where(Epoch.job_id == job_id)).all()
     assert sorted(snaps) == [0, 7, 14, 21, 28, 35, 42, 49, 56, 60]
     assert job.final_loss == losses[-1] and job.best_loss == min(losses)
-    ref = _reference(XOR)
-    want = [W.tobytes() for W in ref.weights] + [b.tobytes() for b in ref.biases]
+    want = parameters(reference(XOR))
     assert _final_parameters(sessions, job_id, XOR) == want
 
 
@@ -119,8 +109,7 @@ def test_a_crashed_job_resumes_bit_identically(
     job = _job(sessions, job_id)
     assert job.attempt == 2
     assert _epochs(sessions, job_id) == list(range(1, 61))
-    ref = _reference(body)
-    want = [W.tobytes() for W in ref.weights] + [b.tobytes() for b in ref.biases]
+    want = parameters(reference(body))
     assert _final_parameters(sessions, job_id, body) == want
     with sessions() as s:
         losses = s.scalars(select(Epoch.loss).where(Epoch.job_id == job_id).order_by(Epoch.epoch))
