@@ -32,6 +32,8 @@ NOT_SOURCES = shutil.ignore_patterns(
     ".*_cache", ".hypothesis", "tests", "bench", "docs",
 )  # fmt: skip
 TOP_LEVEL = ["api", "backprop", "cli", "migrations", "models", "settings", "worker"]
+# One xdist process runs the module, so the environment is built and installed once.
+pytestmark = pytest.mark.xdist_group("install")
 
 
 @pytest.fixture(scope="module")
