@@ -32,11 +32,12 @@ NOT_SOURCES = shutil.ignore_patterns(
     ".*_cache", ".hypothesis", "tests", "bench", "docs",
 )  # fmt: skip
 TOP_LEVEL = ["api", "backprop", "cli", "migrations", "models", "settings", "worker"]
-# One xdist process runs the module, so the environment is built and installed once.
+# One xdist process runs the module, and its fixtures live for the session (that process may run
+# other modules between these tests), so the environment is built and installed once.
 pytestmark = pytest.mark.xdist_group("install")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtual environment with deltaflow's wheel installed in it, outside the checkout.
     The sources are copied first: setuptools leaves build/ behind where it builds, and a stale
@@ -54,7 +55,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "venv"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def place(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """An empty working directory, and an environment that points deltaflow's database
     elsewhere and lets nothing of the checkout or the test run's settings through."""
