@@ -18,24 +18,22 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
-import psycopg
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.datasets import store
 from backprop import Trainer, TrainSpec, datasets
+from bench.setups import environment
 from cli.services import Stack, free_port
 from models.db import make_engine, session_factory
 from models.status import TERMINAL, JobStatus
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 XOR = {
     "network": {"layers": [2, 4, 1]},
     "optimizer": {"learning_rate": 2.0},
@@ -152,26 +150,9 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for setup in args.setups.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            home = Path(tmp)
-            env = {"DELTAFLOW_FLUSH_INTERVAL": "1.0"}
-            database = None
-            if setup == "embedded":
-                env["DELTAFLOW_DATABASE_URL"] = f"sqlite:///{home}/deltaflow.db"
-            else:
-                database = f"deltaflow_bench_{uuid.uuid4().hex[:8]}"
-                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                    admin.execute(f'CREATE DATABASE "{database}"')
-                env["DELTAFLOW_DATABASE_URL"] = (
-                    f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
-                )
-                env["DELTAFLOW_BROKER_URL"] = "redis://127.0.0.1:6379/14"
-            try:
-                rows += run_setup(setup, env, args.runs, home)
-            finally:
-                if database:
-                    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        with tempfile.TemporaryDirectory() as tmp, environment(setup, Path(tmp)) as env:
+            env["DELTAFLOW_FLUSH_INTERVAL"] = "1.0"
+            rows += run_setup(setup, env, args.runs, Path(tmp))
     print("| case | service | bare Trainer | ratio |")
     print("|---|---|---|---|")
     for row in rows:
