@@ -138,35 +138,38 @@ def _end(
     final_loss: float | None = None,
 ) -> None:
     now = utcnow()
-    ended = s.execute(
-        update(Job)
-        .where(_fence(lease))
-        .values(
-            status=status, error=error, final_loss=final_loss, finished_at=now,
-            lease_owner=None, lease_expires_at=None,
-        )
-        .returning(Job.id)
-    ).first()  # fmt: skip
-    if ended is None:
+    values = {"status": status, "error": error, "final_loss": final_loss, "finished_at": now}
+    if not _leave_running(s, lease.job_id, _fence(lease), error or status, now, values):
         raise LeaseLost(lease.job_id)
-    close_attempts(s, lease.job_id, error or status, now)
 
 
 def release(s: Session, lease: Lease) -> None:
     """running → queued, by a worker shutting down: unpublished, so that the reaper publishes
     it at its next pass, and the attempt handed back."""
-    released = s.execute(
-        update(Job)
-        .where(_fence(lease))
-        .values(
-            status=QUEUED, attempt=Job.attempt - 1, lease_owner=None,
-            lease_expires_at=None, published_at=None,
-        )
-        .returning(Job.id)
-    ).first()  # fmt: skip
-    if released is None:
+    values = {"status": QUEUED, "attempt": Job.attempt - 1, "published_at": None}
+    if not _leave_running(s, lease.job_id, _fence(lease), RELEASED, utcnow(), values):
         raise LeaseLost(lease.job_id)
-    close_attempts(s, lease.job_id, RELEASED, utcnow())
+
+
+def _leave_running(
+    s: Session,
+    job_id: uuid.UUID,
+    guard: ColumnElement[bool],
+    reason: str,
+    now: datetime,
+    values: dict[str, Any],
+) -> bool:
+    """running → another status as `values` say, where `guard` holds: the lease is dropped and
+    the open attempt closed with `reason`. False if the guard matched no row."""
+    moved = s.execute(
+        update(Job)
+        .where(guard)
+        .values(lease_owner=None, lease_expires_at=None, **values)
+        .returning(Job.id)
+    ).first()
+    if moved is not None:
+        close_attempts(s, job_id, reason, now)
+    return moved is not None
 
 
 def request_cancel(s: Session, job_id: uuid.UUID) -> bool:
@@ -199,35 +202,19 @@ def expired_leases(s: Session, now: datetime) -> list[uuid.UUID]:
 
 def give_up(s: Session, job_id: uuid.UUID, now: datetime, max_attempts: int) -> bool:
     """running → failed, for a job whose lease expired on its last attempt."""
-    failed = s.execute(
-        update(Job)
-        .where(_expired(job_id, now), Job.attempt >= max_attempts)
-        .values(
-            status=JobStatus.FAILED,
-            error=f"gave up after {max_attempts} attempts: each time, the worker running it "
-            "stopped renewing its lease (killed, out of memory, or cut off)",
-            finished_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        .returning(Job.id)
-    ).first()
-    if failed is not None:
-        close_attempts(s, job_id, LEASE_EXPIRED, now)
-    return failed is not None
+    error = (
+        f"gave up after {max_attempts} attempts: each time, the worker running it stopped "
+        "renewing its lease (killed, out of memory, or cut off)"
+    )
+    values = {"status": JobStatus.FAILED, "error": error, "finished_at": now}
+    last = _expired(job_id, now) & (Job.attempt >= max_attempts)
+    return _leave_running(s, job_id, last, LEASE_EXPIRED, now, values)
 
 
 def requeue_expired(s: Session, job_id: uuid.UUID, now: datetime) -> bool:
     """running → queued, unpublished, for a job whose lease expired (the reaper publishes it)."""
-    requeued = s.execute(
-        update(Job)
-        .where(_expired(job_id, now))
-        .values(status=QUEUED, lease_owner=None, lease_expires_at=None, published_at=None)
-        .returning(Job.id)
-    ).first()
-    if requeued is not None:
-        close_attempts(s, job_id, LEASE_EXPIRED, now)
-    return requeued is not None
+    values = {"status": QUEUED, "published_at": None}
+    return _leave_running(s, job_id, _expired(job_id, now), LEASE_EXPIRED, now, values)
 
 
 def _expired(job_id: uuid.UUID, now: datetime) -> ColumnElement[bool]:
