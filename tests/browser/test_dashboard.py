@@ -109,6 +109,7 @@ def test_jobs_table_filters_and_sparklines(page, url: str, jobs: dict) -> None:
     assert names == ["moons"]
     assert "name=moo" in page.url  # the filter is in the address, to be shared
     page.fill("input[name=name]", "")
+    page.wait_for_selector(f'tr[data-job-id="{jobs["xor"]}"]')  # every job again
     page.check("input[name=status][value=failed]")
     page.wait_for_selector(f'tr[data-job-id="{jobs["xor"]}"]', state="detached")
     rows = page.locator("#jobs-table tbody tr")

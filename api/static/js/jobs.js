@@ -47,20 +47,23 @@ export function jobsPage(view, search) {
     pages.node,
   );
 
+  let latest = 0; // a filter changed twice in a row: only the last request's answer is shown
+
   async function reload(fromStart = false) {
     clearTimeout(state.timer);
     if (fromStart) state.cursors = [null];
     remember(state);
     const { status, name, order, limit } = state;
     const cursor = state.cursors[state.cursors.length - 1];
+    const mine = ++latest;
     let page;
     try {
       page = await request(`/v1/jobs${query({ status, name, order_by: order, limit, cursor })}`);
     } catch (error) {
-      message.replaceChildren(errorBox(error));
+      if (mine === latest) message.replaceChildren(errorBox(error));
       return;
     }
-    if (closed) return;
+    if (closed || mine !== latest) return;
     message.replaceChildren();
     rows = show(body, page.items, rows, sparks);
     pages.update(page.next_cursor);
