@@ -27,6 +27,12 @@ class Settings(BaseSettings):
         "beside a SQLite database or under ./var/.",
     )
     flush_interval: float = Field(1.0, gt=0, description="Seconds between a worker's writes.")
+    checkpoint_interval: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds between a running job's checkpoints (also written when a run "
+        "ends); a resumed job replays at most this much training. 0: at every flush.",
+    )
     lease_ttl: float = Field(60.0, gt=0, description="Seconds a claim on a job lasts unrenewed.")
     max_attempts: int = Field(3, ge=1, description="Claims of one job before it fails.")
     reaper_interval: float = Field(5.0, gt=0, description="Seconds between reaper passes.")

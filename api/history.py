@@ -1,8 +1,9 @@
 """History queries: epochs by range and fields, even downsampling, snapshots, parameter
 trajectories.
 
-Epochs are read as numpy columns (models.bulk.epoch_columns) and encoded by orjson straight
-from the arrays: a 100,000-epoch history is one query and no Python object per value.
+Epochs are read as numpy columns (models/history.py: one stored row per flush, each field a
+packed array) and encoded by orjson straight from the arrays: a 100,000-epoch history is a few
+rows and no Python object per value.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from fastapi import HTTPException
-from sqlalchemy import LargeBinary, func, select
 from sqlalchemy.orm import Session
 
 from api.errors import unprocessable
 from api.fields import MAX_EPOCH
 from backprop.layout import Layout
 from backprop.spec import TrainSpec
-from models.arrays import from_bytes
-from models.bulk import epoch_columns
-from models.tables import EPOCH_FIELDS, Snapshot
+from models import history as stored
+from models.tables import EPOCH_FIELDS
 
 FIELDS = EPOCH_FIELDS
 
@@ -53,7 +52,7 @@ def read_columns(
     session: Session, rng: EpochRange, fields: list[str], *, after: int = 0, limit: int
 ) -> tuple[dict[str, np.ndarray], bool]:
     """Up to `limit` epochs of the range after `after`, as columns; and whether more follow."""
-    cols = epoch_columns(
+    cols = stored.epoch_columns(
         session, rng.job_id, fields, rng.n_layers,
         first=max(rng.start, after + 1), last=rng.end, limit=limit + 1,
     )  # fmt: skip
@@ -64,34 +63,20 @@ def read_columns(
 def downsample(session: Session, rng: EpochRange, points: int, fields: list[str]):
     """At most `points` epochs of the range, evenly spread, always holding the first, the last,
     the minimum-loss and the maximum-loss epoch, as columns; and how many the range holds."""
-    losses = epoch_columns(
-        session, rng.job_id, ["loss"], rng.n_layers, first=rng.start, last=rng.end
+    wanted = fields if "loss" in fields else [*fields, "loss"]
+    cols = stored.epoch_columns(
+        session, rng.job_id, wanted, rng.n_layers, first=rng.start, last=rng.end
     )
-    epochs, count = losses["epoch"], len(losses["epoch"])
-    if count <= points:
-        chosen = epochs
-    else:
-        extremes = {int(epochs[losses["loss"].argmin()]), int(epochs[losses["loss"].argmax()])}
+    count = len(cols["epoch"])
+    if count > points:
+        loss = cols["loss"]
+        extremes = {int(loss.argmin()), int(loss.argmax())}
         # linspace's ends are the first and last epochs; the extremes take what is left.
-        slots = points - len(extremes - {int(epochs[0]), int(epochs[-1])})
-        spread = epochs[np.rint(np.linspace(0, count - 1, slots)).astype(int)]
+        slots = points - len(extremes - {0, count - 1})
+        spread = np.rint(np.linspace(0, count - 1, slots)).astype(int)
         chosen = np.array(sorted(set(spread.tolist()) | extremes))
-    cols = epoch_columns(session, rng.job_id, fields, rng.n_layers, only=chosen.tolist())
-    return cols, count
-
-
-def trajectory(
-    session: Session, job_id: uuid.UUID, dtype: np.dtype, index: int
-) -> tuple[list[int], list[float]]:
-    """Element `index` of θ (backprop/layout.py) at every snapshot epoch, read in SQL with one
-    substr per row, so whole snapshots are never loaded."""
-    size = dtype.itemsize
-    piece = func.substr(Snapshot.parameters, index * size + 1, size, type_=LargeBinary)
-    rows = session.execute(
-        select(Snapshot.epoch, piece).where(Snapshot.job_id == job_id).order_by(Snapshot.epoch)
-    ).all()
-    values = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype)
-    return [r[0] for r in rows], values.tolist()
+        cols = {k: v[chosen] for k, v in cols.items()}
+    return {k: v for k, v in cols.items() if k == "epoch" or k in fields}, count
 
 
 def parameter_index(layout: Layout, layer: int, param: str, k: int, j: int | None) -> int:
@@ -115,34 +100,24 @@ def parameter_index(layout: Layout, layer: int, param: str, k: int, j: int | Non
     return layout.weight_index(layer, k, j)
 
 
-def parameters(spec: TrainSpec, blob: bytes) -> tuple[Layout, np.ndarray]:
-    """A snapshot's θ as an array, with its layout."""
-    layout = Layout(spec.network.layers)
-    return layout, from_bytes(blob, spec.dtype, (layout.size,))
-
-
-def snapshot(session: Session, job_id: uuid.UUID, epoch: int | None) -> Snapshot:
-    """The job's snapshot at `epoch` (None: the latest), or 404 naming the nearest epochs."""
-    query = select(Snapshot).where(Snapshot.job_id == job_id)
-    if epoch is None:
-        row = session.scalar(query.order_by(Snapshot.epoch.desc()).limit(1))
-    elif epoch > MAX_EPOCH:  # past the INTEGER column: PostgreSQL would refuse the query
-        row = None
-    else:
-        row = session.scalar(query.where(Snapshot.epoch == epoch))
-    if row is None:
-        raise HTTPException(404, detail=_no_snapshot(session, job_id, epoch))
-    return row
+def snapshot(
+    session: Session, job_id: uuid.UUID, spec: TrainSpec, epoch: int | None
+) -> tuple[int, np.ndarray]:
+    """(epoch, θ) of the job's snapshot at `epoch` (None: the latest), or 404 naming the
+    nearest epochs."""
+    try:
+        if epoch is not None and epoch > MAX_EPOCH:  # past the INTEGER column
+            raise KeyError(epoch)
+        return stored.snapshot(session, job_id, epoch, np.dtype(spec.dtype))
+    except KeyError:
+        raise HTTPException(404, detail=_no_snapshot(session, job_id, epoch)) from None
 
 
 def _no_snapshot(session: Session, job_id: uuid.UUID, epoch: int | None) -> str:
     """Names the nearest snapshot epochs rather than listing them: a job may have millions."""
     nearest = []
     if epoch is not None:
-        of_job, at, bound = Snapshot.job_id == job_id, Snapshot.epoch, min(epoch, MAX_EPOCH)
-        below = session.scalar(select(func.max(at)).where(of_job, at < bound))
-        above = session.scalar(select(func.min(at)).where(of_job, at > bound))
-        nearest = [str(e) for e in (below, above) if e is not None]
+        nearest = [str(e) for e in stored.nearest_snapshots(session, job_id, min(epoch, MAX_EPOCH))]
     if not nearest:
         return f"job {job_id} has no snapshot yet"
     return (

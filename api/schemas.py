@@ -13,8 +13,7 @@ from api.dataref import DatasetRef
 from api.fields import Epoch, Label, Name, RequestModel, Row, Tags, Targets
 from backprop.spec import TrainSpec
 from models.status import JobStatus
-from models.tables import PER_LAYER_FIELDS
-from models.tables import Epoch as EpochRow
+from models.tables import EPOCH_FIELDS, PER_LAYER_FIELDS, EpochChunk
 
 T = TypeVar("T")
 
@@ -84,14 +83,13 @@ class JobDetail(JobOut):
 
 
 def _epoch_out() -> type[BaseModel]:
-    """One epoch's fields as the history API sends them: the epochs table's columns, described
-    by their docs there (models/tables.py), each present when `fields` chose it."""
+    """One epoch's fields as the history API sends them: the epoch fields of the stored history,
+    described by their docs there (models/tables.py), each present when `fields` chose it."""
     fields: dict[str, Any] = {"epoch": (int, Field(description="The epoch, 1, 2, …"))}
-    for column in EpochRow.__table__.columns:
-        if column.primary_key:
-            continue
-        kind = list[float] if column.name in PER_LAYER_FIELDS else float
-        fields[column.name] = (kind | None, Field(None, description=column.doc))
+    for name in EPOCH_FIELDS:
+        kind = list[float] if name in PER_LAYER_FIELDS else float
+        doc = EpochChunk.__table__.columns[name].doc
+        fields[name] = (kind | None, Field(None, description=doc))
     return create_model("EpochOut", **fields)
 
 

@@ -2,8 +2,8 @@
 
     python bench/history.py [--repeat 20] [--setups postgresql,sqlite]
 
-Fills a fresh database per set-up with 1,000 jobs × 1,000 epochs (synthetic rows, written as
-the worker writes them) and one 2-16-16-1 job trained for real for 100,000 epochs with a
+Fills a fresh database per set-up with 1,000 jobs × 1,000 epochs (synthetic, stored as one
+flush of a small job stores them) and one 2-16-16-1 job trained for real for 100,000 epochs with a
 snapshot every 10, then times, through a running API: (a) that job's whole history in
 `format=columns`, (b) a 500-point downsample of it, (c) one weight's trajectory over its
 10,001 snapshots, (d) a filtered, loss-ordered page of 50 jobs.
@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.datasets import store
 from backprop import TrainSpec, datasets
 from cli.services import Stack, free_port
-from models.bulk import insert_ignore_rows
+from models import history
 from models.db import make_engine, session_factory
 from models.migrate import upgrade
 from models.status import JobStatus
-from models.tables import EPOCH_FIELDS, Epoch, Job, JobTag
+from models.tables import EPOCH_FIELDS, Job, JobTag
 from settings import Settings
 from worker.runner import Runner
 
@@ -46,11 +46,13 @@ BIG = {
 }
 
 
-def epoch_row(epoch: int, loss: float, norms: bytes) -> tuple:
-    """A stored epoch row (epoch, *EPOCH_FIELDS) with this loss; the other fields constant."""
-    values = {"loss": loss, "grad_norm_weights": norms, "grad_norm_biases": norms,
-              "learning_rate": 0.05, "duration_ms": 0.02}  # fmt: skip
-    return (epoch, *(values.get(field) for field in EPOCH_FIELDS))
+def epoch_columns(losses: np.ndarray, norms: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of 1,000 epochs with these losses; the other fields constant (or none)."""
+    n = len(losses)
+    values = {"loss": losses, "grad_norm_weights": np.tile(norms, (n, 1)),
+              "grad_norm_biases": np.tile(norms, (n, 1)), "learning_rate": np.full(n, 0.05),
+              "duration_ms": np.full(n, 0.02)}  # fmt: skip
+    return {field: values.get(field, np.full(n, np.nan)) for field in EPOCH_FIELDS}
 
 
 def fill(url: str) -> str:
@@ -70,7 +72,7 @@ def fill(url: str) -> str:
     Runner(sessions, Settings(database_url=url)).run(big.id)
     print(f"  trained the 100,000-epoch job in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
-    norms = np.zeros(3).tobytes()
+    norms = np.zeros(3)
     for chunk in range(10):
         with sessions.begin() as s:
             for i in range(100):
@@ -85,8 +87,7 @@ def fill(url: str) -> str:
                 s.add(JobTag(job_id=job.id, key="team", value="ab"[n % 2]))
                 s.flush()
                 losses = np.sort(rng.uniform(0.01, 1.0, 1000))[::-1]
-                rows = [epoch_row(e + 1, float(losses[e]), norms) for e in range(1000)]
-                insert_ignore_rows(s, Epoch, job.id, rows)
+                history.write_epochs(s, job.id, 1, epoch_columns(losses, norms))
     print(f"  wrote 1,000 jobs × 1,000 epochs in {time.perf_counter() - started:.1f} s")
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:  # what autovacuum would do after a load like this

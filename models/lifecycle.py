@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, Uuid, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from models.base import utcnow
+from models.base import UtcDateTime, utcnow
 from models.status import JobStatus
 from models.tables import Checkpoint, Job, JobAttempt
 
@@ -38,6 +38,7 @@ RETRIED = (JobStatus.FAILED, JobStatus.CANCELLED)  # what a batch's retry queues
 # that ends its job has the job's status, or its error, as reason.
 RELEASED = "released: the worker was shutting down"
 LEASE_EXPIRED = "lease expired"
+Progress = dict[str, Any]  # epochs_done, latest_loss, best_loss: what a flush wrote up to
 
 
 @dataclass(frozen=True)
@@ -48,24 +49,63 @@ class Lease:
     number: int  # this claim's job_attempts row
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A lease, and what a worker needs to start: read in the claim's own transaction."""
+
+    lease: Lease
+    spec: dict[str, Any]
+    dataset_id: uuid.UUID
+    tags: dict[str, str]
+    best_loss: float | None
+    epochs_done: int  # stored already: a worker writes only the epochs after it
+    checkpoint: Checkpoint | None  # the state to resume from, if the job has trained before
+
+
 class LeaseLost(Exception):
     """Another worker holds the job now (or it was cancelled or deleted): stop writing."""
 
 
 def claim(
     s: Session, job_id: uuid.UUID, worker: str, ttl: float, max_attempts: int, blas_threads: int
-) -> Lease | None:
+) -> Claim | None:
     """queued → running, or running → running for a lease that expired while attempts remain
     (give_up ends one that has none left). None if there is nothing to take.
 
     `jobs.attempt` counts claims that did not end in a release: it is what `max_attempts`
-    bounds, so a job restarted by deploys is not failed as poison."""
+    bounds, so a job restarted by deploys is not failed as poison. A queued job — the common
+    case — costs two statements: the UPDATE that takes it, returning what the worker needs, and
+    the INSERT of its attempt row, numbered in the same statement."""
     now = utcnow()
     owner = f"{worker}:{uuid.uuid4().hex[:8]}"
-    expired = (Job.status == RUNNING) & (Job.lease_expires_at < now)
-    attempt = s.execute(
+    row = _take(s, job_id, Job.status == QUEUED, owner, ttl, now)
+    if row is None:
+        expired = (Job.status == RUNNING) & (Job.lease_expires_at < now)
+        row = _take(s, job_id, expired & (Job.attempt < max_attempts), owner, ttl, now)
+        if row is None:
+            return None
+        close_attempts(s, job_id, LEASE_EXPIRED, now)  # a holder that died before the reaper
+    checkpoint = s.get(Checkpoint, job_id) if row.epochs_done else None
+    start = checkpoint.epoch if checkpoint else 0
+    numbered = select(
+        literal(job_id, Uuid()), func.coalesce(func.max(JobAttempt.attempt), 0) + 1,
+        literal(owner), literal(blas_threads), literal(now, UtcDateTime()), literal(start),
+    ).where(JobAttempt.job_id == job_id)  # fmt: skip
+    columns = ["job_id", "attempt", "worker", "blas_threads", "started_at", "start_epoch"]
+    number = s.execute(
+        insert(JobAttempt).from_select(columns, numbered).returning(JobAttempt.attempt)
+    ).scalar_one()
+    lease = Lease(job_id, owner, row.attempt, number)
+    return Claim(lease, row.spec, row.dataset_id, row.tags, row.best_loss, row.epochs_done,
+                 checkpoint)  # fmt: skip
+
+
+def _take(s: Session, job_id: uuid.UUID, guard: ColumnElement[bool], owner: str, ttl: float,
+          now: datetime) -> Any:  # fmt: skip
+    """→ running under a new lease where `guard` holds; the claimed columns, or None."""
+    return s.execute(
         update(Job)
-        .where(Job.id == job_id, or_(Job.status == QUEUED, expired & (Job.attempt < max_attempts)))
+        .where(Job.id == job_id, guard)
         .values(
             status=RUNNING,
             attempt=Job.attempt + 1,
@@ -73,22 +113,9 @@ def claim(
             lease_expires_at=now + timedelta(seconds=ttl),
             started_at=func.coalesce(Job.started_at, now),
         )
-        .returning(Job.attempt)
-    ).scalar_one_or_none()
-    if attempt is None:
-        return None
-    close_attempts(s, job_id, LEASE_EXPIRED, now)  # a holder that died before the reaper saw it
-    number = 1 + (
-        s.scalar(select(func.max(JobAttempt.attempt)).where(JobAttempt.job_id == job_id)) or 0
-    )
-    start = s.scalar(select(Checkpoint.epoch).where(Checkpoint.job_id == job_id)) or 0
-    s.add(
-        JobAttempt(
-            job_id=job_id, attempt=number, worker=owner, blas_threads=blas_threads,
-            started_at=now, start_epoch=start,
-        )
-    )  # fmt: skip
-    return Lease(job_id, owner, attempt, number)
+        .returning(Job.attempt, Job.spec, Job.dataset_id, Job.tags, Job.best_loss, Job.epochs_done)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
 
 
 def _fence(lease: Lease) -> ColumnElement[bool]:
@@ -100,7 +127,7 @@ def _fence(lease: Lease) -> ColumnElement[bool]:
     )
 
 
-def renew(s: Session, lease: Lease, ttl: float, progress: dict[str, Any]) -> bool:
+def renew(s: Session, lease: Lease, ttl: float, progress: Progress) -> bool:
     """running → running: extend the lease and record progress; True if cancellation was
     requested. LeaseLost if the lease is no longer this claim's."""
     row = s.execute(
@@ -114,39 +141,45 @@ def renew(s: Session, lease: Lease, ttl: float, progress: dict[str, Any]) -> boo
     return row.cancel_requested_at is not None
 
 
-def succeed(s: Session, lease: Lease, final_loss: float | None) -> None:
+# A worker's last write ends its run in the UPDATE that fences it: the progress columns of its
+# last flush (`progress`, as for `renew`) go with the new status, so that flush needs no renewal.
+
+
+def succeed(s: Session, lease: Lease, final_loss: float | None, progress: Progress) -> None:
     """running → succeeded."""
-    _end(s, lease, JobStatus.SUCCEEDED, final_loss=final_loss)
+    _end(s, lease, JobStatus.SUCCEEDED, progress, final_loss=final_loss)
 
 
-def fail(s: Session, lease: Lease, error: str) -> None:
+def fail(s: Session, lease: Lease, error: str, progress: Progress) -> None:
     """running → failed, with the sentence that says why."""
-    _end(s, lease, JobStatus.FAILED, error=error)
+    _end(s, lease, JobStatus.FAILED, progress, error=error)
 
 
-def cancel(s: Session, lease: Lease) -> None:
+def cancel(s: Session, lease: Lease, progress: Progress) -> None:
     """running → cancelled: the worker saw the cancellation flag at its flush."""
-    _end(s, lease, JobStatus.CANCELLED)
+    _end(s, lease, JobStatus.CANCELLED, progress)
 
 
 def _end(
     s: Session,
     lease: Lease,
     status: JobStatus,
+    progress: Progress,
     *,
     error: str | None = None,
     final_loss: float | None = None,
 ) -> None:
     now = utcnow()
     values = {"status": status, "error": error, "final_loss": final_loss, "finished_at": now}
+    values |= progress
     if not _leave_running(s, lease.job_id, _fence(lease), error or status, now, values):
         raise LeaseLost(lease.job_id)
 
 
-def release(s: Session, lease: Lease) -> None:
+def release(s: Session, lease: Lease, progress: Progress) -> None:
     """running → queued, by a worker shutting down: unpublished, so that the reaper publishes
     it at its next pass, and the attempt handed back."""
-    values = {"status": QUEUED, "attempt": Job.attempt - 1, "published_at": None}
+    values = {"status": QUEUED, "attempt": Job.attempt - 1, "published_at": None} | progress
     if not _leave_running(s, lease.job_id, _fence(lease), RELEASED, utcnow(), values):
         raise LeaseLost(lease.job_id)
 

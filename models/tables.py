@@ -151,78 +151,98 @@ class JobTag(Base):
     value: Mapped[str] = mapped_column(String(200))
 
 
-# epochs and snapshots are the append-only history, written thousands of rows per flush. They
-# carry no foreign key: on PostgreSQL its per-row check was a fifth of a flush (bench/service.py),
-# and it guards nothing the writers do not already ensure — rows are inserted only in the
-# transaction whose fenced UPDATE of the job row succeeded, and a job's history is deleted with
-# the job, in one transaction.
+# epoch_chunks and snapshot_chunks are the append-only history. A row holds what one flush of a
+# worker wrote — every epoch since the last flush as packed columns, and the snapshots taken
+# meanwhile as one blob — because the cost of a history write is per row (FACTS.md: a 2-core
+# PostgreSQL saturated at ~120k epoch rows/s), not per value. They carry no foreign key: rows
+# are inserted only in the transaction whose fenced UPDATE of the job row succeeded, and a
+# job's history is deleted with the job, in one transaction (models/history.py).
 
 
-class Epoch(Base):
-    """One epoch's metrics. The columns after (job_id, epoch) are the epoch fields everywhere:
-    the worker fills them from the engine's EpochResult attributes of the same names, the
-    history API serves them under these names (`EPOCH_FIELDS`), and each column's `doc` is
-    its description in the OpenAPI document. Per-layer values are float64 bytes, one value per
-    layer l = 1..L (`PER_LAYER_FIELDS`)."""
+def _per_layer(doc: str) -> Any:
+    """A per-layer epoch field: (n, L) float64, one value per layer l = 1..L for each epoch."""
+    return mapped_column(LargeBinary, doc=doc, info={"per_layer": True})
 
-    __tablename__ = "epochs"
+
+def _field(doc: str, *, nullable: bool = False) -> Any:
+    """An epoch field: n float64 values; NaN where an epoch has none, and NULL for a chunk in
+    which no epoch has one (no validation split, l2 = 0)."""
+    return mapped_column(LargeBinary, doc=doc, nullable=nullable)
+
+
+class EpochChunk(Base):
+    """Epochs first_epoch..last_epoch of a job (consecutive: n = last − first + 1), one packed
+    column per epoch field, each n little-endian float64 values in epoch order. The columns
+    after the key and last_epoch are the epoch fields everywhere: the worker fills them from the
+    engine's EpochResult attributes of the same names, the history API serves them under these
+    names (`EPOCH_FIELDS`), and each column's `doc` is its description in the OpenAPI document.
+    Chunks of a job never overlap: a worker writes only epochs after the job's `epochs_done`."""
+
+    __tablename__ = "epoch_chunks"
 
     job_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
-    loss: Mapped[float] = mapped_column(
-        Float,
-        doc="The data cost C over the epoch's training rows: the sample-weighted mean of the "
+    first_epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_epoch: Mapped[int] = mapped_column(Integer)
+    loss: Mapped[bytes] = _field(
+        "The data cost C over the epoch's training rows: the sample-weighted mean of the "
         "losses of its mini-batches, each computed in that batch's forward pass. Without the L2 "
-        "penalty (see penalised_loss).",
+        "penalty (see penalised_loss)."
     )
-    penalised_loss: Mapped[float | None] = mapped_column(
-        Float,
-        doc="loss plus the L2 penalty (λ/2n)·Σ_l ‖W^l‖², the cost the updates descend, with each "
+    penalised_loss: Mapped[bytes | None] = _field(
+        "loss plus the L2 penalty (λ/2n)·Σ_l ‖W^l‖², the cost the updates descend, with each "
         "mini-batch's penalty taken at the weights of its forward pass; null when l2 is 0.",
+        nullable=True,
     )
-    val_loss: Mapped[float | None] = mapped_column(
-        Float, doc="The data cost on the validation rows after the epoch; null without them."
+    val_loss: Mapped[bytes | None] = _field(
+        "The data cost on the validation rows after the epoch; null without them.", nullable=True
     )
-    accuracy: Mapped[float | None] = mapped_column(
-        Float,
-        doc="Fraction of training rows classified right in the epoch's forward passes; null "
-        "for mse.",
+    accuracy: Mapped[bytes | None] = _field(
+        "Fraction of training rows classified right in the epoch's forward passes; null for mse.",
+        nullable=True,
     )
-    val_accuracy: Mapped[float | None] = mapped_column(
-        Float, doc="Fraction of validation rows classified right after the epoch."
+    val_accuracy: Mapped[bytes | None] = _field(
+        "Fraction of validation rows classified right after the epoch.", nullable=True
     )
-    grad_norm_weights: Mapped[bytes] = mapped_column(
-        LargeBinary,
-        doc="‖∂C/∂W^l‖ for l = 1..L at the epoch's last update (with the L2 term when l2 > 0).",
+    grad_norm_weights: Mapped[bytes] = _per_layer(
+        "‖∂C/∂W^l‖ for l = 1..L at the epoch's last update (with the L2 term when l2 > 0)."
     )
-    grad_norm_biases: Mapped[bytes] = mapped_column(
-        LargeBinary, doc="‖∂C/∂b^l‖ for l = 1..L at the epoch's last update."
+    grad_norm_biases: Mapped[bytes] = _per_layer(
+        "‖∂C/∂b^l‖ for l = 1..L at the epoch's last update."
     )
-    learning_rate: Mapped[float] = mapped_column(Float, doc="α used in the epoch.")
-    duration_ms: Mapped[float] = mapped_column(Float, doc="Wall time of the epoch in ms.")
+    learning_rate: Mapped[bytes] = _field("α used in the epoch.")
+    duration_ms: Mapped[bytes] = _field("Wall time of the epoch in ms.")
 
 
-EPOCH_FIELDS = tuple(c.name for c in Epoch.__table__.columns if not c.primary_key)
+_KEY_COLUMNS = ("job_id", "first_epoch", "last_epoch")
+EPOCH_FIELDS = tuple(c.name for c in EpochChunk.__table__.columns if c.name not in _KEY_COLUMNS)
 PER_LAYER_FIELDS = frozenset(
-    c.name for c in Epoch.__table__.columns if isinstance(c.type, LargeBinary)
+    c.name for c in EpochChunk.__table__.columns if c.info.get("per_layer")
 )
 
 
-class Snapshot(Base):
-    """Every W^l and b^l after `epoch` (0 = initial) as one blob in the spec's dtype:
-    W^1, …, W^L, each in column-major order, then b^1, …, b^L (backprop/layout.py).
-    One row per snapshot keeps a flush to one insert per epoch, and w^l_kj still sits at a
-    fixed byte offset, so a trajectory reads it with one SQL substr per row."""
+class SnapshotChunk(Base):
+    """Snapshots of a job taken between first_epoch and last_epoch: `epochs` holds their epochs
+    (`count` int32 values, ascending; 0 is the initial network) and `parameters` every θ
+    (backprop/layout.py: W^1 … W^L column-major, then b^1 … b^L) in the spec's dtype,
+    parameter-major: element i of θ at the m-th snapshot is value i·count + m. So one
+    parameter's values across the chunk are one byte range, and a trajectory reads one substr
+    per row, never a whole blob (the column is stored uncompressed on PostgreSQL for that)."""
 
-    __tablename__ = "snapshots"
+    __tablename__ = "snapshot_chunks"
 
     job_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_epoch: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    epochs: Mapped[bytes] = mapped_column(LargeBinary)
     parameters: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Checkpoint(Base):
-    """The latest resumable state of a job: Trainer.state() as a JSON part and packed arrays."""
+    """A resumable state of a job: Trainer.state() as a JSON part and packed arrays, after
+    `epoch`. Written every DELTAFLOW_CHECKPOINT_INTERVAL seconds and when a run ends, so it may
+    lag the stored history; a worker resuming from it replays the epochs in between without
+    storing them again (worker/runner.py)."""
 
     __tablename__ = "checkpoints"
 

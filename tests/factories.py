@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,10 +26,10 @@ from api.schemas import JobCreate
 from backprop import Trainer, TrainSpec, datasets
 from backprop.layout import Layout
 from cli.services import Stack, free_port
-from models.arrays import from_bytes
+from models import history
 from models.base import Base
 from models.db import make_engine, session_factory
-from models.tables import Job
+from models.tables import EpochChunk, Job
 
 # CI sets it: a missing PostgreSQL, Redis or Chromium fails the run instead of skipping tests.
 REQUIRED = os.environ.get("DELTAFLOW_REQUIRE_SERVICES") == "1"
@@ -113,10 +114,36 @@ def parameters(trainer: Trainer) -> list[bytes]:
     return [W.tobytes() for W in trainer.weights] + [b.tobytes() for b in trainer.biases]
 
 
-def split_snapshot(blob: bytes, sizes: list[int], dtype: str = "float64"):
-    """(W^l list, b^l list) of a stored snapshot's θ bytes, in the seed's convention."""
-    layout = Layout(sizes)
-    return layout.split(from_bytes(blob, dtype, (layout.size,)))
+def stored_epochs(s: Session, job_id: uuid.UUID) -> list[int]:
+    """Every epoch the job's stored history holds, chunk after chunk: an epoch stored twice
+    shows twice, a missing one is missing."""
+    spans = s.execute(
+        select(EpochChunk.first_epoch, EpochChunk.last_epoch)
+        .where(EpochChunk.job_id == job_id)
+        .order_by(EpochChunk.first_epoch)
+    ).all()
+    return [e for first, last in spans for e in range(first, last + 1)]
+
+
+def all_epochs(s: Session) -> np.ndarray:
+    """The duration_ms of every stored epoch of every job: one value per epoch."""
+    rows = s.execute(select(EpochChunk.job_id)).scalars().all()
+    found = [history.epoch_columns(s, j, ["duration_ms"], 0)["duration_ms"] for j in set(rows)]
+    return np.concatenate(found) if found else np.empty(0)
+
+
+def stored_losses(s: Session, job_id: uuid.UUID) -> list[float]:
+    return history.epoch_columns(s, job_id, ["loss"], 0)["loss"].tolist()
+
+
+def snapshot_epochs(s: Session, job_id: uuid.UUID) -> list[int]:
+    return history.snapshot_epochs(s, job_id, limit=10**9)
+
+
+def stored_snapshot(s: Session, job_id: uuid.UUID, epoch: int, spec: dict):
+    """(W^l list, b^l list) of the job's stored snapshot at `epoch`, in the seed's convention."""
+    _, theta = history.snapshot(s, job_id, epoch, np.dtype(spec.get("dtype", "float64")))
+    return Layout(spec["network"]["layers"]).split(theta)
 
 
 def sqlite_stack(tmp: Path, workers: int = 1, **env: str) -> Stack:

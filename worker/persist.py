@@ -1,8 +1,7 @@
-"""Turning engine output into rows: the flush buffer, and the codecs for data and checkpoints."""
+"""Turning engine output into rows: the flush buffer, and the checkpoint codec."""
 
 from __future__ import annotations
 
-import struct
 import uuid
 from operator import attrgetter
 from typing import Any
@@ -11,11 +10,14 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from backprop import EpochResult, Trainer
-from models.arrays import pack, to_bytes, unpack
+from models import history
+from models.arrays import pack, unpack
 from models.base import utcnow
-from models.bulk import insert_ignore_rows, upsert
-from models.tables import EPOCH_FIELDS, PER_LAYER_FIELDS, Checkpoint, Epoch, Snapshot
+from models.bulk import upsert
+from models.tables import EPOCH_FIELDS, Checkpoint
 from worker.metrics import histogram
+
+_FIELDS = {name: attrgetter(name) for name in EPOCH_FIELDS}
 
 
 def load_checkpoint(row: Checkpoint) -> dict[str, Any]:
@@ -36,34 +38,29 @@ def checkpoint_values(job_id: uuid.UUID, trainer: Trainer) -> dict[str, Any]:
     }
 
 
-# An epoch row: (epoch, *EPOCH_FIELDS), read off the EpochResult attributes of the same names
-# in one call; per-layer fields are then packed as float64 bytes.
-_row_values = attrgetter("epoch", *EPOCH_FIELDS)
-_PACKED = [i for i, name in enumerate(("epoch", *EPOCH_FIELDS)) if name in PER_LAYER_FIELDS]
-_DURATION = 1 + EPOCH_FIELDS.index("duration_ms")
-
-
-def _norms(values: list[float]) -> bytes:
-    """float64 little-endian bytes; struct is several times faster than numpy for a few values."""
-    return struct.pack(f"<{len(values)}d", *values)
-
-
 class FlushBuffer:
-    """What a worker has trained but not yet written: epoch rows and snapshots."""
+    """What a worker has trained but not yet written: epoch results and snapshots.
 
-    def __init__(self, snapshot_every: int, best_loss: float | None) -> None:
+    Epochs up to `stored` — the job's epochs_done when it was claimed — are in the database
+    already: a worker that resumed from a checkpoint older than that replays them (bit-identical,
+    so nothing needs checking) and they are not buffered again. That is what lets a checkpoint
+    be written every few flushes rather than at each one."""
+
+    def __init__(self, snapshot_every: int, best_loss: float | None, stored: int = 0) -> None:
         self.snapshot_every = snapshot_every
-        self.epochs: list[list[Any]] = []  # (epoch, *EPOCH_FIELDS), as models.bulk writes them
-        self.snapshots: list[tuple[int, bytes]] = []
+        self.stored = stored
+        self.results: list[EpochResult] = []
+        self.snapshot_epochs: list[int] = []
+        self.thetas: list[bytes] = []  # θ after each of snapshot_epochs, in the engine's dtype
+        self.dtype: np.dtype | None = None
         self.best_loss = best_loss
         self.last_loss: float | None = None
         self._last_snapshot = -1
 
     def add(self, r: EpochResult, trainer: Trainer) -> None:
-        row = list(_row_values(r))
-        for i in _PACKED:
-            row[i] = _norms(row[i])
-        self.epochs.append(row)
+        if r.epoch <= self.stored:
+            return
+        self.results.append(r)
         watched = r.loss if r.val_loss is None else r.val_loss
         if self.best_loss is None or watched < self.best_loss:
             self.best_loss = watched
@@ -72,36 +69,55 @@ class FlushBuffer:
             self.add_snapshot(r.epoch, trainer)
 
     def add_snapshot(self, epoch: int, trainer: Trainer) -> None:
-        """θ as it is now: every W^l and b^l in the engine's layout (backprop/layout.py)."""
-        if epoch == self._last_snapshot:
+        """θ as it is now: every W^l and b^l in the engine's layout (backprop/layout.py). The
+        initial one (epoch 0) is taken again by a worker that starts a job afresh; its chunk
+        is then ignored as a repeat (models/history.py)."""
+        if epoch == self._last_snapshot or (self.stored > 0 and epoch <= self.stored):
             return
-        self.snapshots.append((epoch, to_bytes(trainer.network.theta)))
+        theta = trainer.network.theta
+        self.dtype = theta.dtype
+        self.snapshot_epochs.append(epoch)
+        self.thetas.append(theta.tobytes())
         self._last_snapshot = epoch
 
     def progress(self) -> dict[str, Any]:
         """The job row's progress columns after this buffer is written."""
-        if not self.epochs:
+        if not self.results:
             return {}
         return {
-            "epochs_done": self.epochs[-1][0],
+            "epochs_done": self.results[-1].epoch,
             "latest_loss": self.last_loss,
             "best_loss": self.best_loss,
         }
 
+    def columns(self) -> dict[str, np.ndarray]:
+        """The buffered epochs as one float64 array per field (NaN for None), (n, L) for the
+        per-layer ones: what models.history stores as one row."""
+        return {
+            name: np.array(list(map(get, self.results)), dtype=np.float64)
+            for name, get in _FIELDS.items()
+        }
+
     def write(self, s: Session, job_id: uuid.UUID, trainer: Trainer | None) -> None:
-        """Epoch rows and snapshots (insert-or-ignore) and, given a trainer, its checkpoint."""
-        insert_ignore_rows(s, Epoch, job_id, self.epochs)
-        insert_ignore_rows(s, Snapshot, job_id, self.snapshots)
+        """The epochs and snapshots, and, given a trainer, its checkpoint."""
+        if self.results:
+            history.write_epochs(s, job_id, self.results[0].epoch, self.columns())
+        if self.thetas:
+            thetas = np.frombuffer(b"".join(self.thetas), self.dtype)
+            history.write_snapshots(
+                s, job_id, self.snapshot_epochs, thetas.reshape(len(self.thetas), -1)
+            )
         if trainer is not None:
             upsert(s, Checkpoint, checkpoint_values(job_id, trainer), ("job_id",))
 
     def metrics(self) -> dict[str, Any]:
         """What writing this buffer adds to the worker's counters (worker/metrics.py)."""
-        if not self.epochs:
+        if not self.results:
             return {}
-        ms = np.fromiter((row[_DURATION] for row in self.epochs), np.float64)
-        return {"epochs_trained": len(self.epochs), "epoch_seconds": histogram(ms / 1e3)}
+        ms = np.fromiter((r.duration_ms for r in self.results), np.float64, len(self.results))
+        return {"epochs_trained": len(self.results), "epoch_seconds": histogram(ms / 1e3)}
 
     def clear(self) -> None:
-        self.epochs.clear()
-        self.snapshots.clear()
+        self.results.clear()
+        self.snapshot_epochs.clear()
+        self.thetas.clear()

@@ -2,10 +2,14 @@
 
     claim ─► restore checkpoint or initialise ─► epochs … flush … flush ─► final flush
 
-Epoch results are buffered and written in one transaction per flush interval: epoch rows
-(insert-or-ignore), due snapshots, the checkpoint, the job's progress and this process's
-metrics row (worker/metrics.py), behind the lease's fenced UPDATE (models/lifecycle.py). A fence
-that matches no row means the lease was lost: the transaction rolls back and this worker stops.
+Epoch results are buffered and written in one transaction per flush interval: one row of the
+epochs since the last flush and the snapshots taken meanwhile (models/history.py), the job's
+progress, a checkpoint every DELTAFLOW_CHECKPOINT_INTERVAL seconds and when the run ends, and
+now and then this process's metrics row (worker/metrics.py), behind the lease's fenced UPDATE
+(models/lifecycle.py). A fence that matches no row means the lease was lost: the transaction
+rolls back and this worker stops. A job resumed from a checkpoint older than its stored
+history replays the epochs in between — bit-identical, so they are not stored again — and
+each epoch is stored exactly once.
 A flush that fails because the database is unreachable is retried with backoff, the buffer
 kept, until it succeeds or the lease is gone.
 When the worker is asked to stop (`stopping`), it flushes, checkpoints and releases the job:
@@ -32,9 +36,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from backprop import Diverged, Trainer, TrainSpec
 from models import lifecycle
 from models.bulk import dataset_arrays
-from models.lifecycle import Lease, LeaseLost
+from models.lifecycle import Claim, Lease, LeaseLost
 from models.status import JobStatus
-from models.tables import Checkpoint, Job
 from settings import Settings
 from worker.datacache import DataCache
 from worker.logs import bind_attempt, job_context
@@ -60,6 +63,10 @@ class Outcome(StrEnum):
 
 
 SUCCEEDED, FAILED, CANCELLED = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
+# Runs that end here keep their state: a checkpoint to continue from (a release, a batch's
+# retry of a cancelled job) or to build on. A failed run's state is what failed.
+KEEP_STATE = (SUCCEEDED, CANCELLED, Outcome.RELEASED)
+METRICS_EVERY = 1.0  # seconds between writes of this process's metrics row by flushes
 
 
 class Runner:
@@ -73,62 +80,81 @@ class Runner:
         self.datasets = DataCache(settings.data_cache_mb << 20)
         self.stopping = threading.Event()  # set on shutdown: release the job, don't finish it
         self._kill_at: int | None = None
+        self._checkpointed = 0.0  # time.monotonic() of this run's last checkpoint
 
     def run(self, job_id: uuid.UUID) -> JobStatus | Outcome | None:
         """Train `job_id` to the end if it can be claimed; return what became of it."""
         with job_context(job_id):
-            lease = self.claim(job_id)
-            if lease is None:
+            claimed = self.claim(job_id)
+            if claimed is None:
                 log.info("job %s: nothing to claim (taken, or ended)", job_id)
                 return Outcome.NOT_CLAIMED
+            lease = claimed.lease
             bind_attempt(lease.number)
             log.info("job %s: attempt %d claimed", job_id, lease.number)
             self.metrics.working = True
             try:
-                outcome = self.run_claimed(lease)
+                outcome = self.run_claimed(claimed)
             finally:
                 self.metrics.working = False
             log.info("job %s: %s", job_id, outcome)
             return outcome
 
-    def claim(self, job_id: uuid.UUID) -> Lease | None:
-        s = self.settings
-        with self.sessions.begin() as db:
-            return lifecycle.claim(
-                db, job_id, self.identity, s.lease_ttl, s.max_attempts, s.blas_threads
-            )
+    def claim(self, job_id: uuid.UUID) -> Claim | None:
+        """Claim the job, retrying with backoff while the database is unreachable: a message
+        acked after a failed claim would leave the job to the reaper's next republish."""
+        s, delay = self.settings, 0.2
+        while True:
+            try:
+                with self.sessions.begin() as db:
+                    return lifecycle.claim(
+                        db, job_id, self.identity, s.lease_ttl, s.max_attempts, s.blas_threads
+                    )
+            except RETRYABLE as exc:
+                if self.stopping.is_set():
+                    raise
+                log.warning("claim of job %s failed (%s); retrying in %.1f s", job_id,
+                            type(getattr(exc, "orig", None) or exc).__name__, delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
-    def run_claimed(self, lease: Lease) -> JobStatus | Outcome | None:
+    def run_claimed(self, claimed: Claim) -> JobStatus | Outcome | None:
         """Train under a lease this runner took; stop quietly if it is lost."""
         try:
-            return self._train(lease)
+            return self._train(claimed)
         except LeaseLost:
+            lease = claimed.lease
             log.warning("lease on job %s (attempt %d) was lost", lease.job_id, lease.attempt)
             return Outcome.LEASE_LOST
 
-    def _load(self, lease: Lease) -> tuple[TrainSpec, float | None, Any, Any, dict | None]:
-        """The job's spec, best loss so far, data and checkpoint; ValueError for a spec this
-        version of the engine cannot read."""
-        with self.sessions() as s:
-            job = s.get_one(Job, lease.job_id)
-            checkpoint = s.get(Checkpoint, lease.job_id)
-            x, y = self.datasets.get(job.dataset_id, lambda: dataset_arrays(s, job.dataset_id))
-            state = load_checkpoint(checkpoint) if checkpoint else None
-            if self.settings.fault_hooks:
-                self._kill_at = _fault_epoch(job.tags)
-            return TrainSpec.model_validate(job.spec), job.best_loss, x, y, state
+    def _trainer(self, claimed: Claim) -> Trainer:
+        """The job's Trainer, restored from its checkpoint if it has one; ValueError (or a
+        ValidationError) for a spec or data this version of the engine cannot use."""
+        spec = TrainSpec.model_validate(claimed.spec)
+        x, y = self.datasets.get(claimed.dataset_id, lambda: self._dataset(claimed.dataset_id))
+        if self.settings.fault_hooks:
+            self._kill_at = _fault_epoch(claimed.tags)
+        if claimed.checkpoint is None:
+            return Trainer(spec, x, y)
+        return Trainer.restore(spec, x, y, load_checkpoint(claimed.checkpoint))
 
-    def _train(self, lease: Lease) -> JobStatus | Outcome | None:
+    def _dataset(self, dataset_id: uuid.UUID) -> tuple[Any, Any]:
+        with self.sessions() as s:
+            return dataset_arrays(s, dataset_id)
+
+    def _train(self, claimed: Claim) -> JobStatus | Outcome | None:
+        lease = claimed.lease
         try:
-            spec, best, x, y, state = self._load(lease)
-            trainer = Trainer.restore(spec, x, y, state) if state else Trainer(spec, x, y)
+            trainer = self._trainer(claimed)
         except (ValueError, ValidationError) as exc:
             return self._flush(lease, FlushBuffer(1, None), FAILED, error=f"bad data: {exc}")
-        buffer = FlushBuffer(spec.snapshot_every, best)
-        if state is None:
+        spec = trainer.spec
+        buffer = FlushBuffer(spec.snapshot_every, claimed.best_loss, claimed.epochs_done)
+        if claimed.checkpoint is None:
             buffer.add_snapshot(0, trainer)
         interval = self.settings.flush_interval
         next_flush = time.monotonic() + interval
+        self._checkpointed = time.monotonic()
         try:
             for result in trainer.epochs():
                 if result.epoch == self._kill_at:  # fault injection: die like an OOM kill
@@ -136,7 +162,7 @@ class Runner:
                 buffer.add(result, trainer)
                 if self.stopping.is_set():
                     return self._flush(lease, buffer, Outcome.RELEASED, trainer=trainer)
-                if time.monotonic() >= next_flush:
+                if time.monotonic() >= next_flush:  # while replaying too: it renews the lease
                     if self._flush(lease, buffer, trainer=trainer) is CANCELLED:
                         return CANCELLED
                     next_flush = time.monotonic() + interval
@@ -154,9 +180,10 @@ class Runner:
         trainer: Trainer | None = None,
         error: str = "",
     ) -> JobStatus | Outcome | None:
-        """Write the buffer (and `trainer`'s checkpoint), retrying while the database is
-        unreachable, and end the job as `end` says: None (it goes on), SUCCEEDED, FAILED with
-        `error`, or RELEASED. Returns how it ended: `end`, or CANCELLED if that was requested."""
+        """Write the buffer (and `trainer`'s checkpoint when one is due), retrying while the
+        database is unreachable, and end the job as `end` says: None (it goes on), SUCCEEDED,
+        FAILED with `error`, or RELEASED. Returns how it ended: `end`, or CANCELLED if that
+        was requested."""
         delay = 0.2
         while True:
             started = time.perf_counter()
@@ -182,22 +209,42 @@ class Runner:
         trainer: Trainer | None,
         error: str,
     ) -> JobStatus | Outcome | None:
-        """One transaction: renew the lease (fenced), write the rows and the checkpoint, and
-        end the job as `end` says — or cancel it, if that was requested and nothing ends it."""
+        """One transaction: the fenced UPDATE of the job row (renewing the lease, or ending the
+        job as `end` says — or cancelling it, if that was requested and nothing ends it), the
+        epochs and snapshots, a checkpoint when one is due or the run ends here, and, at most
+        once a second, this process's metrics row (counts not written wait for the next)."""
         with self.metrics.lock:  # the heartbeat thread writes the same row
+            metrics = time.monotonic() - self.metrics.saved_at >= METRICS_EVERY
             with self.sessions.begin() as s:
-                ttl = self.settings.lease_ttl
-                if lifecycle.renew(s, lease, ttl, buffer.progress()) and end is None:
-                    end = CANCELLED
-                buffer.write(s, lease.job_id, trainer)
-                if end is SUCCEEDED:
-                    lifecycle.succeed(s, lease, buffer.last_loss)
-                elif end is FAILED:
-                    lifecycle.fail(s, lease, error)
-                elif end is CANCELLED:
-                    lifecycle.cancel(s, lease)
-                elif end is Outcome.RELEASED:
-                    lifecycle.release(s, lease)
-                totals = self.metrics.write(s, buffer.metrics())
-            self.metrics.written(totals)
+                end = self._move(s, lease, buffer, end, error)
+                due = time.monotonic() - self._checkpointed >= self.settings.checkpoint_interval
+                keep = trainer if end in KEEP_STATE or (end is None and due) else None
+                buffer.write(s, lease.job_id, keep)
+                totals = self.metrics.write(s, buffer.metrics()) if metrics else None
+            if keep is not None:
+                self._checkpointed = time.monotonic()
+            if totals is None:
+                self.metrics.add(buffer.metrics())
+            else:
+                self.metrics.written(totals)
+        return end
+
+    def _move(
+        self, s: Session, lease: Lease, buffer: FlushBuffer, end: JobStatus | Outcome | None,
+        error: str,
+    ) -> JobStatus | Outcome | None:  # fmt: skip
+        """The fenced UPDATE of a flush; LeaseLost if this claim no longer holds the job."""
+        progress = buffer.progress()
+        if end is None:
+            if not lifecycle.renew(s, lease, self.settings.lease_ttl, progress):
+                return None
+            end = CANCELLED
+        if end is SUCCEEDED:
+            lifecycle.succeed(s, lease, buffer.last_loss, progress)
+        elif end is FAILED:
+            lifecycle.fail(s, lease, error, progress)
+        elif end is CANCELLED:
+            lifecycle.cancel(s, lease, {})  # renewed with the progress just above
+        elif end is Outcome.RELEASED:
+            lifecycle.release(s, lease, progress)
         return end

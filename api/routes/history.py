@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 import numpy as np
 import orjson
 from fastapi import APIRouter, Path, Query, Response
-from sqlalchemy import select
 
 from api import history, pagination
 from api.deps import OwnerDep, SessionDep, get_owned
@@ -26,7 +25,8 @@ from api.schemas import (
 )
 from backprop.layout import Layout, parameter_name
 from backprop.spec import TrainSpec
-from models.tables import Job, Snapshot
+from models import history as stored
+from models.tables import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["history"])
 
@@ -107,12 +107,7 @@ def list_snapshots(
     """The epochs that have a snapshot (0 is the initial network)."""
     get_owned(session, Job, job_id, owner)
     after = pagination.decode(cursor, pagination.epoch) if cursor else -1
-    epochs = session.scalars(
-        select(Snapshot.epoch)
-        .where(Snapshot.job_id == job_id, Snapshot.epoch > after)
-        .order_by(Snapshot.epoch)
-        .limit(limit + 1)
-    ).all()
+    epochs = stored.snapshot_epochs(session, job_id, after=after, limit=limit + 1)
     items = [{"epoch": e} for e in epochs[:limit]]
     next_cursor = pagination.encode(epochs[limit - 1]) if len(epochs) > limit else None
     return {"items": items, "next_cursor": next_cursor}
@@ -133,16 +128,16 @@ def read_snapshot(
     """W^l and b^l at an epoch in the seed's convention (weights[k][j] = w^l_kj); or, with
     `format=npz`, a file numpy.load opens with allow_pickle=False, keys W1, b1, W2, b2, …"""
     job = get_owned(session, Job, job_id, owner)
-    row = history.snapshot(session, job_id, None if epoch == "latest" else int(epoch))
-    layout, theta = history.parameters(TrainSpec.model_validate(job.spec), row.parameters)
-    Ws, bs = layout.split(theta)
+    spec = TrainSpec.model_validate(job.spec)
+    at, theta = history.snapshot(session, job_id, spec, None if epoch == "latest" else int(epoch))
+    Ws, bs = Layout(spec.network.layers).split(theta)
     if format == "npz":
         arrays = {f"W{l}": W for l, W in enumerate(Ws, 1)} | {
             f"b{l}": b for l, b in enumerate(bs, 1)
         }
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        filename = f"job-{job_id}-epoch-{row.epoch}.npz"
+        filename = f"job-{job_id}-epoch-{at}.npz"
         return Response(
             buffer.getvalue(),
             media_type="application/octet-stream",
@@ -152,7 +147,7 @@ def read_snapshot(
         LayerOut(layer=l, weights=W.tolist(), biases=b.tolist())
         for l, (W, b) in enumerate(zip(Ws, bs, strict=True), start=1)
     ]
-    return SnapshotOut(epoch=row.epoch, layers=layers)
+    return SnapshotOut(epoch=at, layers=layers)
 
 
 @router.get("/{job_id}/trajectory", response_model=TrajectoryOut, responses=problems(404, 422))
@@ -170,7 +165,7 @@ def read_trajectory(
     spec = TrainSpec.model_validate(job.spec)
     layout = Layout(spec.network.layers)
     index = history.parameter_index(layout, layer, param, k, j)
-    epochs, values = history.trajectory(session, job_id, np.dtype(spec.dtype), index)
+    epochs, values = stored.trajectory(session, job_id, np.dtype(spec.dtype), index)
     name = parameter_name(layer, k, j if param == "weight" else None)
     body = {"name": name, "layer": layer, "param": param, "k": k, "j": j}
     return Response(

@@ -12,7 +12,7 @@ import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import history
@@ -30,9 +30,10 @@ from api.schemas import (
 )
 from backprop.network import Network
 from backprop.spec import TrainSpec
+from models import history as stored
 from models import lifecycle
 from models.status import TERMINAL
-from models.tables import Checkpoint, Epoch, Job, JobTag, Snapshot
+from models.tables import Checkpoint, Job, JobTag
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -76,8 +77,9 @@ def delete_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> None:
         job = get_owned(session, Job, job_id, owner)
         if not job.status.terminal:
             raise _still_running(job_id, job.status)
-        # epochs and snapshots have no foreign key (models.tables), so nothing cascades to them.
-        for table in (Epoch, Snapshot, Checkpoint, JobTag):
+        # The history has no foreign key (models.tables), so nothing cascades to it.
+        stored.delete(session, job_id)
+        for table in (Checkpoint, JobTag):
             session.execute(delete(table).where(table.job_id == job_id))
         # Guarded by the status so a job requeued since the read above (a batch retry) is kept:
         # raising here rolls every delete back.
@@ -103,15 +105,15 @@ def predict(job_id: JobId, body: PredictIn, session: SessionDep, owner: OwnerDep
         job = get_owned(session, Job, job_id, owner)
         spec = TrainSpec.model_validate(job.spec)
         _check_width(body.x, spec.network.layers[0])
-        row = history.snapshot(session, job_id, body.epoch)
-    net = _network(spec, row.parameters)
+        at, theta = history.snapshot(session, job_id, spec, body.epoch)
+    net = _network(spec, theta)
     with np.errstate(over="ignore", invalid="ignore"):
         outputs = net.predict(np.asarray(body.x, dtype=np.float64))
     if not np.isfinite(outputs).all():
         raise unprocessable(
             ["body", "x"], "the network's outputs overflow for these inputs; scale them down"
         )
-    return PredictOut(epoch=row.epoch, outputs=outputs.tolist())
+    return PredictOut(epoch=at, outputs=outputs.tolist())
 
 
 def _check_width(x: list[list[float]], n_0: int) -> None:
@@ -124,11 +126,11 @@ def _check_width(x: list[list[float]], n_0: int) -> None:
             )
 
 
-def _network(spec: TrainSpec, blob: bytes) -> Network:
-    """The engine's network with a snapshot's parameters (a blob is θ, in θ's layout)."""
+def _network(spec: TrainSpec, theta: np.ndarray) -> Network:
+    """The engine's network with a snapshot's parameters θ (in θ's layout)."""
     n = spec.network
     net = Network(n.layers, n.activation, n.output_activation, spec.dtype, n.leaky_slope)
-    net.theta[...] = history.parameters(spec, blob)[1]
+    net.theta[...] = theta
     return net
 
 
@@ -190,13 +192,15 @@ def _poll(
         job = s.get(Job, job_id)
         if job is None:
             return None, []
-        rows = s.execute(
-            select(Epoch.epoch, Epoch.loss, Epoch.val_loss)
-            .where(Epoch.job_id == job_id, Epoch.epoch > after)
-            .order_by(Epoch.epoch)
-            .limit(EVENT_ROWS)
-        ).all()
-        return _status(job), [EpochPoint.model_validate(r._asdict()) for r in rows]
+        cols = stored.epoch_columns(
+            s, job_id, ["loss", "val_loss"], 0, first=after + 1, limit=EVENT_ROWS
+        )
+        val = [None if np.isnan(v) else v for v in cols["val_loss"].tolist()]
+        points = [
+            EpochPoint(epoch=e, loss=loss, val_loss=v)
+            for e, loss, v in zip(cols["epoch"].tolist(), cols["loss"].tolist(), val, strict=True)
+        ]
+        return _status(job), points
 
 
 def _status(job: Job) -> StatusEvent:

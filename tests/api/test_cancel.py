@@ -8,10 +8,10 @@ import time
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
-from models.tables import Epoch, Job, Snapshot
-from tests.factories import XOR_JOB
+from models.tables import Job
+from tests.factories import XOR_JOB, snapshot_epochs, stored_epochs
 from worker.runner import Runner
 
 LONG_JOB = XOR_JOB | {"name": "long", "epochs": 200_000, "snapshot_every": 1000}
@@ -21,11 +21,9 @@ def _stored(sessions, job_id: str) -> tuple[int, int | None, int]:
     """(epoch rows, highest epoch, snapshot rows) of one job."""
     key = uuid.UUID(job_id)
     with sessions() as s:
-        epochs = s.execute(
-            select(func.count(), func.max(Epoch.epoch)).where(Epoch.job_id == key)
-        ).one()
-        snapshots = s.scalar(select(func.count()).where(Snapshot.job_id == key))
-    return epochs[0], epochs[1], snapshots
+        epochs = stored_epochs(s, key)
+        snapshots = len(snapshot_epochs(s, key))
+    return len(epochs), max(epochs, default=None), snapshots
 
 
 def _at(moment: str) -> datetime:

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from api.routes import job_actions
-from models.tables import Checkpoint, Epoch, Job, JobTag, Snapshot
+from models.tables import Checkpoint, EpochChunk, Job, JobTag, SnapshotChunk
 from tests.factories import XOR_JOB
 from worker.runner import Runner
 
-HISTORY = (Epoch, Snapshot, Checkpoint, JobTag, Job)
+HISTORY = (EpochChunk, SnapshotChunk, Checkpoint, JobTag, Job)
 XOR_X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
 
 

@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from backprop import Trainer, TrainSpec, datasets
 from cli.services import Stack, free_port
 from models.db import make_engine, session_factory
-from models.tables import Epoch, Job, JobAttempt, Snapshot
+from models.tables import Job, JobAttempt
 from settings import Settings
-from tests.factories import HTTP, TERMINAL, listed, split_snapshot, wait_all
+from tests.factories import HTTP, TERMINAL, listed, stored_epochs, stored_snapshot, wait_all
 from worker.celery_app import make_celery, publish
 
 MAX_ATTEMPTS = 8
@@ -153,19 +153,12 @@ def _check_attempts(s, job: Job) -> None:
 
 
 def _check_epochs(s, job: Job, references: Path) -> None:
-    epochs = s.execute(
-        select(func.count(), func.min(Epoch.epoch), func.max(Epoch.epoch)).where(
-            Epoch.job_id == job.id
-        )
-    ).one()
-    count, first, last = epochs
-    assert count == (last or 0) - (first or 1) + 1, "an epoch is missing"
-    assert (last or 0) == job.epochs_done
+    epochs = stored_epochs(s, job.id)
+    assert epochs == list(range(1, job.epochs_done + 1)), "an epoch is missing or stored twice"
     if job.status != "succeeded":
         return
-    assert (count, first, last) == (job.epochs_total, 1, job.epochs_total)
-    blob = s.get_one(Snapshot, (job.id, job.epochs_total)).parameters
-    Ws, bs = split_snapshot(blob, job.spec["network"]["layers"], job.spec["dtype"])
+    assert job.epochs_done == job.epochs_total
+    Ws, bs = stored_snapshot(s, job.id, job.epochs_total, job.spec)
     got = [a.copy().tobytes() for a in Ws + bs]
     assert got == reference(job.spec, references), f"job {job.id} differs from an uninterrupted run"
 

@@ -11,12 +11,10 @@ import time
 import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, select
 
 from cli.services import Stack, free_port, worker_command
 from models.db import make_engine, session_factory
-from models.tables import Epoch
-from tests.factories import HTTP, XOR_JOB, wait_for
+from tests.factories import HTTP, XOR_JOB, stored_epochs, wait_for
 
 
 def json_lines(path) -> list[dict]:
@@ -82,7 +80,7 @@ def test_json_logs_carry_the_job_and_metrics_count_the_work(tmp_path):
 
     engine = make_engine(env["DELTAFLOW_DATABASE_URL"])
     with session_factory(engine)() as s:
-        epochs = s.scalar(select(func.count()).where(Epoch.job_id == uuid.UUID(job_id)))
+        epochs = len(stored_epochs(s, uuid.UUID(job_id)))
     engine.dispose()
     assert m["deltaflow_epochs_trained_total"] == epochs == XOR_JOB["epochs"]
     assert m["deltaflow_jobs|status=succeeded"] == 1

@@ -8,12 +8,18 @@ from contextlib import ExitStack
 
 import numpy as np
 import pytest
-from sqlalchemy import select
 
 from cli.services import Stack, free_port
 from models.db import make_engine, session_factory
-from models.tables import Epoch, Snapshot
-from tests.factories import HTTP, reference, running, split_snapshot, wait_for
+from tests.factories import (
+    HTTP,
+    reference,
+    running,
+    snapshot_epochs,
+    stored_epochs,
+    stored_snapshot,
+    wait_for,
+)
 
 # One xdist worker runs the module, so each set-up's service starts once.
 pytestmark = pytest.mark.xdist_group("e2e-service")
@@ -60,16 +66,14 @@ def test_submit_train_and_read_back(stack):
     job_id = uuid.UUID(job["id"])
     engine = make_engine(stack.env["DELTAFLOW_DATABASE_URL"])
     with session_factory(engine)() as s:
-        epochs = s.scalars(select(Epoch.epoch).where(Epoch.job_id == job_id)).all()
-        snaps = s.scalars(
-            select(Snapshot).where(Snapshot.job_id == job_id).order_by(Snapshot.epoch)
-        ).all()
+        epochs = stored_epochs(s, job_id)
+        snaps = snapshot_epochs(s, job_id)
+        Ws, bs = stored_snapshot(s, job_id, 300, BODY)
     engine.dispose()
-    assert sorted(epochs) == list(range(1, 301))  # each epoch exactly once
-    assert [r.epoch for r in snaps] == [0, 40, 80, 120, 160, 200, 240, 280, 300]
+    assert epochs == list(range(1, 301))  # each epoch exactly once
+    assert snaps == [0, 40, 80, 120, 160, 200, 240, 280, 300]
 
     trained = reference(BODY)
-    Ws, bs = split_snapshot(snaps[-1].parameters, BODY["network"]["layers"])
     for got, want in zip(Ws + bs, trained.weights + trained.biases, strict=True):
         assert got.shape == want.shape
         assert got.tobytes() == want.tobytes()  # bit for bit

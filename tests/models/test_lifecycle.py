@@ -48,7 +48,8 @@ def new_job(sessions):
 
 def _claim(sessions, job_id, worker="w1"):
     with sessions.begin() as s:
-        return lifecycle.claim(s, job_id, worker, TTL, MAX_ATTEMPTS, 1)
+        claimed = lifecycle.claim(s, job_id, worker, TTL, MAX_ATTEMPTS, 1)
+        return None if claimed is None else claimed.lease
 
 
 def _job(sessions, job_id) -> Job:
@@ -100,9 +101,9 @@ def test_claim_takes_over_an_expired_lease_while_attempts_remain(sessions, new_j
 @pytest.mark.parametrize(
     ("end", "status", "reason"),
     [
-        (lambda s, lease: lifecycle.succeed(s, lease, 0.25), JobStatus.SUCCEEDED, "succeeded"),
-        (lambda s, lease: lifecycle.fail(s, lease, "bad data"), JobStatus.FAILED, "bad data"),
-        (lifecycle.cancel, JobStatus.CANCELLED, "cancelled"),
+        (lambda s, lease: lifecycle.succeed(s, lease, 0.25, {}), JobStatus.SUCCEEDED, "succeeded"),
+        (lambda s, lease: lifecycle.fail(s, lease, "bad data", {}), JobStatus.FAILED, "bad data"),
+        (lambda s, lease: lifecycle.cancel(s, lease, {}), JobStatus.CANCELLED, "cancelled"),
     ],
 )
 def test_a_worker_ends_its_job_only_under_its_own_lease(sessions, new_job, end, status, reason):
@@ -149,14 +150,14 @@ def test_release_queues_the_job_again_and_hands_the_attempt_back(sessions, new_j
     lease = _claim(sessions, job_id)
     with sessions.begin() as s:
         lifecycle.mark_published(s, [job_id])
-        lifecycle.release(s, lease)
+        lifecycle.release(s, lease, {})
     job = _job(sessions, job_id)
     assert (job.status, job.attempt, job.lease_owner, job.published_at) == (
         JobStatus.QUEUED, 0, None, None,
     )  # fmt: skip
     assert _attempts(sessions, job_id) == [(1, lifecycle.RELEASED)]
     with pytest.raises(LeaseLost), sessions.begin() as s:
-        lifecycle.release(s, lease)  # queued now: nothing of this lease to release
+        lifecycle.release(s, lease, {})  # queued now: nothing of this lease to release
 
 
 def test_request_cancel_ends_a_queued_job_at_once_and_refuses_an_ended_one(sessions, new_job):
@@ -214,8 +215,8 @@ def test_published_jobs_wait_until_they_are_stale(sessions, new_job):
 def test_retry_queues_failed_and_cancelled_jobs_of_the_batch_only(sessions, new_job):
     failed, cancelled, succeeded, queued = (new_job() for _ in range(4))
     for job_id, end in (
-        (failed, lambda s, lease: lifecycle.fail(s, lease, "diverged")),
-        (succeeded, lambda s, lease: lifecycle.succeed(s, lease, 0.1)),
+        (failed, lambda s, lease: lifecycle.fail(s, lease, "diverged", {})),
+        (succeeded, lambda s, lease: lifecycle.succeed(s, lease, 0.1, {})),
     ):
         lease = _claim(sessions, job_id)
         with sessions.begin() as s:

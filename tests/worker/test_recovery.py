@@ -40,6 +40,7 @@ def _attempts(sessions, job_id) -> list[JobAttempt]:
 
 def test_attempts_are_recorded_with_their_reasons(sessions, settings, make_job, expire_lease):
     job_id = make_job(LONG)
+    settings = settings.model_copy(update={"checkpoint_interval": 0})  # one at every flush
     with pytest.raises(Crash):
         CrashingRunner(sessions, settings, after_flushes=4).run(job_id)
     left_at = _epochs(sessions, job_id)[-1]

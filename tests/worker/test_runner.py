@@ -6,12 +6,19 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from backprop import Trainer, TrainSpec, datasets
 from models.base import utcnow
-from models.tables import Checkpoint, Epoch, Job, Snapshot
-from tests.factories import parameters, reference, split_snapshot
+from models.tables import Checkpoint, Job
+from tests.factories import (
+    parameters,
+    reference,
+    snapshot_epochs,
+    stored_epochs,
+    stored_losses,
+    stored_snapshot,
+)
 from tests.worker.conftest import XOR
 from worker.runner import Runner
 
@@ -35,9 +42,7 @@ class CrashingRunner(Runner):
 
 def _epochs(sessions, job_id) -> list[int]:
     with sessions() as s:
-        return list(
-            s.scalars(select(Epoch.epoch).where(Epoch.job_id == job_id).order_by(Epoch.epoch))
-        )
+        return stored_epochs(s, job_id)
 
 
 def _job(sessions, job_id) -> Job:
@@ -48,8 +53,7 @@ def _job(sessions, job_id) -> Job:
 def _final_parameters(sessions, job_id, body) -> list[bytes]:
     """W^1 … W^L, b^1 … b^L of the last snapshot, each as bytes in the seed's layout."""
     with sessions() as s:
-        row = s.get_one(Snapshot, (job_id, body["epochs"]))
-    Ws, bs = split_snapshot(row.parameters, body["network"]["layers"])
+        Ws, bs = stored_snapshot(s, job_id, body["epochs"], body)
     return [np.ascontiguousarray(a).tobytes() for a in Ws + bs]
 
 
@@ -61,9 +65,9 @@ def test_a_job_runs_to_the_end(sessions, settings, make_job):
     assert job.lease_owner is None and job.finished_at >= job.started_at
     assert _epochs(sessions, job_id) == list(range(1, 61))
     with sessions() as s:
-        snaps = s.scalars(select(Snapshot.epoch).where(Snapshot.job_id == job_id)).all()
-        losses = s.scalars(select(Epoch.loss).where(Epoch.job_id == job_id)).all()
-    assert sorted(snaps) == [0, 7, 14, 21, 28, 35, 42, 49, 56, 60]
+        snaps = snapshot_epochs(s, job_id)
+        losses = stored_losses(s, job_id)
+    assert snaps == [0, 7, 14, 21, 28, 35, 42, 49, 56, 60]
     assert job.final_loss == losses[-1] and job.best_loss == min(losses)
     want = parameters(reference(XOR))
     assert _final_parameters(sessions, job_id, XOR) == want
@@ -72,7 +76,7 @@ def test_a_job_runs_to_the_end(sessions, settings, make_job):
 def test_a_second_delivery_finds_nothing_to_claim(sessions, settings, make_job):
     job_id = make_job()
     first = Runner(sessions, settings)
-    lease = first.claim(job_id)
+    lease = first.claim(job_id).lease
     assert (lease.attempt, lease.number) == (1, 1)
     assert Runner(sessions, settings).run(job_id) == "not claimed"
     assert _job(sessions, job_id).lease_owner == lease.owner
@@ -81,11 +85,11 @@ def test_a_second_delivery_finds_nothing_to_claim(sessions, settings, make_job):
 def test_a_lost_lease_writes_nothing(sessions, settings, make_job, expire_lease):
     job_id = make_job()
     stale = Runner(sessions, settings)
-    lease = stale.claim(job_id)
+    claimed = stale.claim(job_id)
     expire_lease(job_id)
     winner = Runner(sessions, settings)
-    assert winner.claim(job_id).attempt == 2
-    assert stale.run_claimed(lease) == "lease lost"
+    assert winner.claim(job_id).lease.attempt == 2
+    assert stale.run_claimed(claimed) == "lease lost"
     assert _epochs(sessions, job_id) == []
     with sessions() as s:
         assert s.get(Checkpoint, job_id) is None
@@ -94,14 +98,21 @@ def test_a_lost_lease_writes_nothing(sessions, settings, make_job, expire_lease)
     assert _epochs(sessions, job_id) == list(range(1, 61))
 
 
+# A checkpoint at every flush, or none before the crash: the resumed worker then replays every
+# stored epoch from the initial network, storing none of them again.
+@pytest.mark.parametrize("checkpoint_interval", [0, 3600])
 @pytest.mark.parametrize("crash_after", [1, 5, 20])
 def test_a_crashed_job_resumes_bit_identically(
-    sessions, settings, make_job, expire_lease, crash_after
+    sessions, settings, make_job, expire_lease, crash_after, checkpoint_interval
 ):
     body = XOR | {"batch_size": 2, "optimizer": {"name": "adam", "learning_rate": 0.05}}
     job_id = make_job(body)
+    settings = settings.model_copy(update={"checkpoint_interval": checkpoint_interval})
     with pytest.raises(Crash):
         CrashingRunner(sessions, settings, after_flushes=crash_after).run(job_id)
+    with sessions() as s:
+        checkpoint = s.get(Checkpoint, job_id)
+        assert (checkpoint is None) == (checkpoint_interval > 0)
     done = _epochs(sessions, job_id)
     assert done == list(range(1, len(done) + 1))
     expire_lease(job_id)
@@ -112,7 +123,7 @@ def test_a_crashed_job_resumes_bit_identically(
     want = parameters(reference(body))
     assert _final_parameters(sessions, job_id, body) == want
     with sessions() as s:
-        losses = s.scalars(select(Epoch.loss).where(Epoch.job_id == job_id).order_by(Epoch.epoch))
+        losses = stored_losses(s, job_id)
         assert list(losses) == [r.loss for r in _reference_results(body)]
 
 
@@ -164,19 +175,19 @@ def test_early_stopping_ends_with_a_snapshot_of_the_last_epoch(sessions, setting
     job = _job(sessions, job_id)
     assert job.epochs_done < 5000
     with sessions() as s:
-        last = s.scalar(select(func.max(Snapshot.epoch)).where(Snapshot.job_id == job_id))
+        last = snapshot_epochs(s, job_id)[-1]
     assert last == job.epochs_done == _epochs(sessions, job_id)[-1]
 
 
-def test_the_checkpoint_holds_the_last_flushed_epoch(sessions, settings, make_job):
+def test_the_checkpoint_holds_the_last_flushed_epoch_when_due(sessions, settings, make_job):
     job_id = make_job()
+    settings = settings.model_copy(update={"checkpoint_interval": 0})
     with pytest.raises(Crash):
         CrashingRunner(sessions, settings, after_flushes=3).run(job_id)
     with sessions() as s:
         checkpoint = s.get_one(Checkpoint, job_id)
         job = s.get_one(Job, job_id)
-        snap = s.scalars(select(Snapshot).where(Snapshot.job_id == job_id, Snapshot.epoch == 0))
-        assert snap.first() is not None
+        assert snapshot_epochs(s, job_id)[0] == 0
     assert checkpoint.epoch == job.epochs_done == _epochs(sessions, job_id)[-1]
     assert job.lease_expires_at > utcnow() + timedelta(seconds=settings.lease_ttl / 2)
 

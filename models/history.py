@@ -1,0 +1,226 @@
+"""A job's stored history: epochs and snapshots, one row per flush (models/tables.py).
+
+    epoch_chunks     (job, first_epoch) → last_epoch, one packed column per epoch field
+    snapshot_chunks  (job, first_epoch) → last_epoch, count, epochs, θ of each (parameter-major)
+
+Writing: a flush adds one epoch chunk and a few snapshot chunks, whatever its number of epochs,
+so the database's per-row work no longer grows with the training speed. Reading: a range of
+epochs is the chunks that overlap it, cut to it; a trajectory is one byte range per snapshot
+chunk (`substr`, uncompressed on PostgreSQL so that only those bytes are read); a snapshot is
+one column of one chunk's (P, count) matrix. The epoch-0 snapshot is a chunk of its own, so a
+worker that starts a job again may write it again and the insert is ignored as a repeat.
+
+Functions add statements to the caller's transaction; they never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete as sa_delete
+from sqlalchemy.orm import Session
+
+from models.bulk import insert_ignore, query
+from models.tables import EPOCH_FIELDS, PER_LAYER_FIELDS, EpochChunk, SnapshotChunk
+
+CHUNK_BYTES = 1 << 20  # parameters per snapshot chunk, at most (or one snapshot, if larger)
+F8 = np.dtype("<f8")
+I4 = np.dtype("<i4")
+_EPOCH_KEYS = ("job_id", "first_epoch")
+_SNAPSHOT_COLUMNS = ("job_id", "first_epoch", "last_epoch", "count", "epochs", "parameters")
+
+
+def write_epochs(s: Session, job_id: uuid.UUID, first: int, columns: dict[str, np.ndarray]) -> None:
+    """Store epochs first, first + 1, … with `columns` (every EPOCH_FIELDS name → n float64
+    values, or (n, L) for the per-layer fields; NaN where an epoch has no value)."""
+    n = len(columns["loss"])
+    if n == 0:
+        return
+    values = [_pack(name, columns[name]) for name in EPOCH_FIELDS]
+    row = (job_id, first, first + n - 1, *values)
+    insert_ignore(
+        s, "epoch_chunks", (*_EPOCH_KEYS, "last_epoch", *EPOCH_FIELDS), _EPOCH_KEYS, [row]
+    )
+
+
+def _pack(name: str, values: np.ndarray) -> bytes | None:
+    if name not in PER_LAYER_FIELDS and np.isnan(values).all():
+        return None  # a field no epoch of the chunk has (no validation split, l2 = 0)
+    return np.ascontiguousarray(values, dtype=F8).tobytes()
+
+
+def write_snapshots(
+    s: Session, job_id: uuid.UUID, epochs: Sequence[int], thetas: np.ndarray
+) -> None:
+    """Store θ after each of `epochs` (ascending): `thetas` of shape (len(epochs), P), split into
+    chunks of at most CHUNK_BYTES of parameters; epoch 0 always in a chunk of its own."""
+    if not len(epochs):
+        return
+    at = np.asarray(epochs, dtype=I4)
+    per_chunk = max(1, CHUNK_BYTES // max(1, thetas[0].nbytes))
+    starts = [0, 1] if at[0] == 0 else [0]
+    starts += list(range(starts[-1] + per_chunk, len(at), per_chunk))
+    rows = []
+    for start, stop in zip(starts, [*starts[1:], len(at)], strict=True):
+        if start >= stop:
+            continue
+        block = thetas[start:stop]
+        matrix = np.ascontiguousarray(block.T).tobytes()  # parameter-major: row i is θ_i
+        epochs_bytes = at[start:stop].tobytes()
+        rows.append((job_id, int(at[start]), int(at[stop - 1]), stop - start, epochs_bytes, matrix))
+    insert_ignore(s, "snapshot_chunks", _SNAPSHOT_COLUMNS, _EPOCH_KEYS, rows)
+
+
+def epoch_columns(
+    s: Session,
+    job_id: uuid.UUID,
+    fields: Sequence[str],
+    n_layers: int,
+    *,
+    first: int = 1,
+    last: int | None = None,
+    limit: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Epochs first..last (the first `limit` of them) as columns: "epoch" (int64), each field
+    as float64 with NaN for a missing value, the per-layer fields as (n, L) arrays."""
+    upper = last if last is not None else 2**31 - 1
+    spans = query(
+        s,
+        "SELECT first_epoch, last_epoch FROM epoch_chunks WHERE job_id = %s "
+        "AND last_epoch >= %s AND first_epoch <= %s ORDER BY first_epoch",
+        (job_id, first, upper),
+    )
+    spans = _enough(spans, first, limit)
+    columns = ", ".join(["first_epoch", "last_epoch", *fields])
+    rows = query(
+        s,
+        f"SELECT {columns} FROM epoch_chunks WHERE job_id = %s "
+        "AND first_epoch >= %s AND first_epoch <= %s ORDER BY first_epoch",
+        (job_id, spans[0][0], spans[-1][0]),
+    ) if spans else []  # fmt: skip
+    out = _decode(rows, fields, n_layers)
+    keep = (out["epoch"] >= first) & (out["epoch"] <= upper)
+    return {k: v[keep][:limit] for k, v in out.items()}
+
+
+def _enough(spans: list[tuple], first: int, limit: int | None) -> list[tuple]:
+    """The leading spans that hold `limit` epochs from `first` on (all of them without one)."""
+    if limit is None:
+        return spans
+    held = 0
+    for i, (lo, hi) in enumerate(spans):
+        held += hi - max(lo, first) + 1
+        if held >= limit:
+            return spans[: i + 1]
+    return spans
+
+
+def _decode(rows: list[tuple], fields: Sequence[str], n_layers: int) -> dict[str, np.ndarray]:
+    counts = [hi - lo + 1 for lo, hi, *_ in rows]
+    epochs = [np.arange(lo, hi + 1, dtype=np.int64) for lo, hi, *_ in rows]
+    out = {"epoch": np.concatenate(epochs) if rows else np.empty(0, np.int64)}
+    for i, name in enumerate(fields, start=2):
+        shape = (-1, n_layers) if name in PER_LAYER_FIELDS else (-1,)
+        parts = [
+            np.frombuffer(row[i], F8).reshape(shape) if row[i] is not None else np.full(n, np.nan)
+            for row, n in zip(rows, counts, strict=True)
+        ]
+        out[name] = np.concatenate(parts) if parts else np.empty((0, *shape[1:]))
+    return out
+
+
+def epoch_count(s: Session, job_id: uuid.UUID) -> tuple[int, int | None, int | None, int]:
+    """(epochs stored, the first, the last, chunks holding them) for the job."""
+    row = query(
+        s,
+        "SELECT sum(last_epoch - first_epoch + 1), min(first_epoch), max(last_epoch), count(*) "
+        "FROM epoch_chunks WHERE job_id = %s",
+        (job_id,),
+    )[0]
+    return int(row[0] or 0), row[1], row[2], int(row[3])
+
+
+def snapshot_epochs(s: Session, job_id: uuid.UUID, *, after: int = -1, limit: int) -> list[int]:
+    """The first `limit` snapshot epochs after `after`, ascending."""
+    rows = query(
+        s,
+        "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND last_epoch > %s "
+        "ORDER BY first_epoch LIMIT %s",
+        (job_id, after, limit),  # each chunk holds one snapshot at least
+    )
+    found = np.concatenate([np.frombuffer(r[0], I4) for r in rows]) if rows else np.empty(0)
+    return [int(e) for e in found[found > after][:limit]]
+
+
+def snapshot(
+    s: Session, job_id: uuid.UUID, epoch: int | None, dtype: np.dtype
+) -> tuple[int, np.ndarray]:
+    """(epoch, θ) of the snapshot at `epoch` (None: the latest); KeyError if there is none."""
+    where, params = "", list[Any]([job_id])
+    if epoch is not None:
+        where = "AND first_epoch <= %s AND last_epoch >= %s"
+        params += [epoch, epoch]
+    rows = query(
+        s,
+        f"SELECT count, epochs, parameters FROM snapshot_chunks WHERE job_id = %s {where} "
+        "ORDER BY first_epoch DESC LIMIT 1",
+        params,
+    )
+    if not rows:
+        raise KeyError(epoch)
+    count, epochs_bytes, parameters = rows[0]
+    epochs = np.frombuffer(epochs_bytes, I4)
+    m = count - 1 if epoch is None else int(np.searchsorted(epochs, epoch))
+    if m == count or (epoch is not None and epochs[m] != epoch):
+        raise KeyError(epoch)
+    matrix = np.frombuffer(parameters, dtype.newbyteorder("<")).reshape(-1, count)
+    return int(epochs[m]), matrix[:, m].copy()
+
+
+def nearest_snapshots(s: Session, job_id: uuid.UUID, epoch: int) -> list[int]:
+    """The snapshot epochs nearest to `epoch` below and above it (those that exist)."""
+    below = query(
+        s,
+        "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND first_epoch < %s "
+        "ORDER BY first_epoch DESC LIMIT 1",
+        (job_id, epoch),
+    )
+    above = query(
+        s,
+        "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND last_epoch > %s "
+        "ORDER BY first_epoch LIMIT 1",
+        (job_id, epoch),
+    )
+    found = []
+    if below:
+        epochs = np.frombuffer(below[0][0], I4)
+        found.append(int(epochs[epochs < epoch][-1]))
+    if above:
+        epochs = np.frombuffer(above[0][0], I4)
+        found.append(int(epochs[epochs > epoch][0]))
+    return found
+
+
+def trajectory(s, job_id: uuid.UUID, dtype: np.dtype, index: int) -> tuple[list[int], list[float]]:
+    """Element `index` of θ at every snapshot: one substr per chunk, the parameter's values
+    across that chunk, so whole snapshots are never read."""
+    size = dtype.itemsize
+    rows = query(
+        s,
+        "SELECT epochs, substr(parameters, CAST(%s * count + 1 AS INTEGER), "
+        "CAST(%s * count AS INTEGER)) FROM snapshot_chunks WHERE job_id = %s "
+        "ORDER BY first_epoch",
+        (index * size, size, job_id),
+    )
+    epochs = b"".join(r[0] for r in rows)
+    values = np.frombuffer(b"".join(r[1] for r in rows), dtype.newbyteorder("<"))
+    return np.frombuffer(epochs, I4).tolist(), values.tolist()
+
+
+def delete(s: Session, job_id: uuid.UUID) -> None:
+    """Every epoch and snapshot of the job."""
+    for table in (EpochChunk, SnapshotChunk):
+        s.execute(sa_delete(table).where(table.job_id == job_id))
