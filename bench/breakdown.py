@@ -51,7 +51,7 @@ from api.queue import Queue
 from backprop.train import Trainer
 from bench.setups import SETUPS, environment
 from cli.services import Stack, free_port
-from models import lifecycle
+from models import history, lifecycle
 from models.db import make_engine, session_factory
 from models.migrate import upgrade
 from models.status import TERMINAL
@@ -90,71 +90,60 @@ class Stopwatch:
         return spent
 
 
-def _table_name(*args: Any) -> str:
-    return f"write {args[1].__tablename__}"  # insert_ignore_rows(session, model, …)
+# What submitting and running a job call, where the callers look them up: (owner, function,
+# label, depth in the table). A step's parts follow it one level deeper.
+STEPS: tuple[tuple[Any, str, str, int], ...] = (
+    (submission, "submit", "submit (all)", 1),
+    (submission, "create_once", "check, store, commit", 2),
+    (Queue, "publish", "publish to the broker", 2),
+    (lifecycle, "mark_published", "record the publish", 2),
+    (Runner, "run", "run (all)", 1),
+    (Runner, "claim", "claim: take the job, its spec, checkpoint, attempt row", 2),
+    (Runner, "_trainer", "load the data, build the Trainer", 2),
+    (Trainer, "__init__", "build the Trainer", 3),
+    (FlushBuffer, "add", "buffer epochs", 2),
+    (FlushBuffer, "add_snapshot", "take snapshots (θ → bytes)", 2),
+    (Runner, "_write", "flush (all)", 2),
+    (Runner, "_move", "flush: the fenced UPDATE (renew, or end the job)", 3),
+    (history, "write_epochs", "flush: write the epochs (one row)", 3),
+    (history, "write_snapshots", "flush: write the snapshots", 3),
+    (worker.persist, "checkpoint_values", "flush: encode the checkpoint", 3),
+    (worker.persist, "upsert", "flush: write the checkpoint", 3),
+    (Recorder, "write", "flush: metrics row", 3),
+)
 
 
 def instrument(watch: Stopwatch) -> None:
-    """Wrap what submitting and running a job call, where the callers look them up."""
-    for owner, name, label in (
-        (submission, "submit", "submit (all)"),
-        (submission, "create_once", "check, store, commit"),
-        (Queue, "publish", "publish to the broker"),
-        (lifecycle, "mark_published", "record the publish"),
-        (Runner, "run", "run (all)"),
-        (Runner, "claim", "claim (commit included)"),
-        (Runner, "_load", "load job, checkpoint, data"),
-        (Trainer, "__init__", "build the Trainer"),
-        (FlushBuffer, "add", "buffer epoch rows"),
-        (FlushBuffer, "add_snapshot", "take snapshots (θ → bytes)"),
-        (Runner, "_write", "flush (all)"),
-        (lifecycle, "renew", "flush: renew lease, progress"),
-        (worker.persist, "insert_ignore_rows", _table_name),
-        (worker.persist, "checkpoint_values", "flush: encode checkpoint"),
-        (worker.persist, "upsert", "flush: write checkpoint"),
-        (lifecycle, "succeed", "flush: final status"),
-        (Recorder, "write", "flush: metrics row"),
-    ):
+    for owner, name, label, _ in STEPS:
         watch.wrap(owner, name, label)
 
 
 def derived(spent: dict[str, float]) -> dict[str, float]:
     """The steps no single function is: what is left of an enclosing step."""
-    out = dict(spent)
-    flush_parts = [k for k in spent if k.startswith(("flush:", "write "))]
-    out["flush: commit, begin (the rest)"] = spent["flush (all)"] - sum(out[k] for k in flush_parts)
-    out["buffer epoch rows"] -= spent.get("take snapshots (θ → bytes)", 0.0)
-    inside = ("claim (commit included)", "load job, checkpoint, data", "build the Trainer",
-              "buffer epoch rows", "take snapshots (θ → bytes)", "flush (all)")  # fmt: skip
-    out["train the epochs, the rest"] = spent["run (all)"] - sum(out[k] for k in inside)
+    out = {label: spent.get(label, 0.0) for _, _, label, _ in STEPS} | dict(spent)
+    flush_parts = [label for _, _, label, depth in STEPS if label.startswith("flush:")]
+    rest = out["flush (all)"] - sum(out[k] for k in flush_parts)
+    out["flush: commit, begin (the rest)"] = rest
+    out["buffer epochs"] -= out["take snapshots (θ → bytes)"]
+    inside = [label for _, _, label, depth in STEPS[5:11] if depth == 2]
+    out["train the epochs, the rest"] = out["run (all)"] - sum(out[k] for k in inside)
     return out
+
+
+def _row(label: str, depth: int) -> str:
+    return "· " * depth + label
 
 
 # The table's rows in the order a job meets them; "· " marks a part of the row above it.
 ORDER = (
     "POST over HTTP",
-    "· submit (all)",
-    "· · check, store, commit",
-    "· · publish to the broker",
-    "· · record the publish",
+    *(_row(label, depth) for _, _, label, depth in STEPS[:4]),
     "· HTTP and FastAPI (the rest)",
     "created → claimed (one at a time)",
     "claimed → finished, in the worker",
-    "· run (all)",
-    "· · claim (commit included)",
-    "· · load job, checkpoint, data",
-    "· · build the Trainer",
+    *(_row(label, depth) for _, _, label, depth in STEPS[4:10]),
     "· · train the epochs, the rest",
-    "· · buffer epoch rows",
-    "· · take snapshots (θ → bytes)",
-    "· · flush (all)",
-    "· · · flush: renew lease, progress",
-    "· · · write epochs",
-    "· · · write snapshots",
-    "· · · flush: encode checkpoint",
-    "· · · flush: write checkpoint",
-    "· · · flush: final status",
-    "· · · flush: metrics row",
+    *(_row(label, depth) for _, _, label, depth in STEPS[10:]),
     "· · · flush: commit, begin (the rest)",
     "finished → next claimed (backlog)",
 )
