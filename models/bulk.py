@@ -62,7 +62,10 @@ def insert_ignore(
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         with _psycopg(conn).cursor() as cur:
-            cur.executemany(sql, rows)
+            if len(rows) == 1:
+                cur.execute(sql, rows[0])  # executemany's pipeline costs more for one row
+            else:
+                cur.executemany(sql, rows)
         return
     sqlite_sql = _for_sqlite(sql, ())[0]
     conn.exec_driver_sql(sqlite_sql, [_for_sqlite("", row)[1] for row in rows])

@@ -19,7 +19,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; a SQLite file's directory is created if missing."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        return create_engine(url, **{"pool_pre_ping": True, **kwargs})
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)

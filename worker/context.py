@@ -50,4 +50,7 @@ def catch_release_signal() -> None:
 @cache
 def runner() -> Runner:
     settings = get_settings()
-    return Runner(session_factory(make_engine(settings.database_url)), settings)
+    # No ping before each checkout (a round trip per transaction): the runner retries what a
+    # dead connection fails, and the pool replaces it.
+    engine = make_engine(settings.database_url, pool_pre_ping=False)
+    return Runner(session_factory(engine), settings)

@@ -98,15 +98,21 @@ class FlushBuffer:
             for name, get in _FIELDS.items()
         }
 
+    def snapshots(self) -> tuple[list[int], np.ndarray]:
+        """The snapshot epochs and θ after each, shape (len(epochs), P)."""
+        if not self.thetas:
+            return [], np.empty((0, 0))
+        thetas = np.frombuffer(b"".join(self.thetas), self.dtype)
+        return self.snapshot_epochs, thetas.reshape(len(self.thetas), -1)
+
     def write(self, s: Session, job_id: uuid.UUID, trainer: Trainer | None) -> None:
         """The epochs and snapshots, and, given a trainer, its checkpoint."""
-        if self.results:
-            history.write_epochs(s, job_id, self.results[0].epoch, self.columns())
-        if self.thetas:
-            thetas = np.frombuffer(b"".join(self.thetas), self.dtype)
-            history.write_snapshots(
-                s, job_id, self.snapshot_epochs, thetas.reshape(len(self.thetas), -1)
-            )
+        done = self.progress().get("epochs_done")
+        if done is not None:
+            columns = self.columns()
+            history.write_epochs(s, job_id, done - len(columns["loss"]) + 1, columns)
+        epochs, thetas = self.snapshots()
+        history.write_snapshots(s, job_id, epochs, thetas)
         if trainer is not None:
             upsert(s, Checkpoint, checkpoint_values(job_id, trainer), ("job_id",))
 

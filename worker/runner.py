@@ -26,8 +26,9 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -46,6 +47,7 @@ from worker.persist import FlushBuffer, load_checkpoint
 
 log = logging.getLogger(__name__)
 RETRYABLE = (OperationalError, InterfaceError, DisconnectionError)  # the database went away
+T = TypeVar("T")
 
 
 def _fault_epoch(tags: dict[str, str]) -> int | None:
@@ -101,20 +103,35 @@ class Runner:
             return outcome
 
     def claim(self, job_id: uuid.UUID) -> Claim | None:
-        """Claim the job, retrying with backoff while the database is unreachable: a message
-        acked after a failed claim would leave the job to the reaper's next republish."""
-        s, delay = self.settings, 0.2
+        """Claim the job, retrying while the database is unreachable: a message acked after a
+        failed claim would leave the job to the reaper's next republish."""
+        s = self.settings
+
+        def claim() -> Claim | None:
+            with self.sessions.begin() as db:
+                return lifecycle.claim(
+                    db, job_id, self.identity, s.lease_ttl, s.max_attempts, s.blas_threads
+                )
+
+        return self._retrying("claim", job_id, claim)
+
+    def _retrying(
+        self, what: str, job_id: uuid.UUID, action: Callable[[], T], *, while_stopping: bool = False
+    ) -> T:
+        """`action()`, retried with backoff while the database is unreachable (connections are
+        not pinged before use: a dead one fails here and is replaced). A stopping worker gives
+        up, unless `while_stopping` (a flush that releases the job must get through)."""
+        delay = 0.2
         while True:
             try:
-                with self.sessions.begin() as db:
-                    return lifecycle.claim(
-                        db, job_id, self.identity, s.lease_ttl, s.max_attempts, s.blas_threads
-                    )
+                return action()
             except RETRYABLE as exc:
-                if self.stopping.is_set():
+                if self.stopping.is_set() and not while_stopping:
                     raise
-                log.warning("claim of job %s failed (%s); retrying in %.1f s", job_id,
+                log.warning("%s of job %s failed (%s); retrying in %.1f s", what, job_id,
                             type(getattr(exc, "orig", None) or exc).__name__, delay)  # fmt: skip
+                if what == "flush":
+                    self.metrics.add({"flush_retries": 1})
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -139,8 +156,11 @@ class Runner:
         return Trainer.restore(spec, x, y, load_checkpoint(claimed.checkpoint))
 
     def _dataset(self, dataset_id: uuid.UUID) -> tuple[Any, Any]:
-        with self.sessions() as s:
-            return dataset_arrays(s, dataset_id)
+        def read() -> tuple[Any, Any]:
+            with self.sessions() as s:
+                return dataset_arrays(s, dataset_id)
+
+        return self._retrying("data set read", dataset_id, read)
 
     def _train(self, claimed: Claim) -> JobStatus | Outcome | None:
         lease = claimed.lease
@@ -184,22 +204,17 @@ class Runner:
         database is unreachable, and end the job as `end` says: None (it goes on), SUCCEEDED,
         FAILED with `error`, or RELEASED. Returns how it ended: `end`, or CANCELLED if that
         was requested."""
-        delay = 0.2
-        while True:
+
+        def write() -> JobStatus | Outcome | None:
             started = time.perf_counter()
-            try:
-                ended = self._write(lease, buffer, end, trainer, error)
-            except RETRYABLE as exc:
-                log.warning("flush of job %s failed (%s); retrying in %.1f s", lease.job_id,
-                            type(getattr(exc, "orig", None) or exc).__name__, delay)  # fmt: skip
-                self.metrics.add({"flush_retries": 1})
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
+            ended = self._write(lease, buffer, end, trainer, error)
             # Known only now that it committed: the next write of the row carries it.
             self.metrics.add({"flush_seconds": histogram([time.perf_counter() - started])})
-            buffer.clear()
             return ended
+
+        ended = self._retrying("flush", lease.job_id, write, while_stopping=True)
+        buffer.clear()
+        return ended
 
     def _write(
         self,
