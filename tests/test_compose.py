@@ -23,7 +23,7 @@ SECRETS = {
     "REDIS_PASSWORD": "redis-test-password",
     "DELTAFLOW_BOOTSTRAP_KEY": "bootstrap-test-key-" + "0" * 32,
 }
-LONG_RUNNING = {"postgres", "redis", "api", "worker", "reaper", "flower"}
+LONG_RUNNING = {"postgres", "pgbouncer", "redis", "api", "worker", "reaper", "flower"}
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +107,23 @@ def test_services(compose_bin: Path, env_file: Path) -> None:
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["redis"]["condition"] == "service_healthy", name
+        assert depends["pgbouncer"]["condition"] == "service_healthy", name
         assert services[name]["image"] == services["migrate"]["image"], name
+        assert "@pgbouncer:5432/" in services[name]["environment"]["DELTAFLOW_DATABASE_URL"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # Migrations run on PostgreSQL itself, not through the transaction pooler.
+    assert "@postgres:5432/" in services["migrate"]["environment"]["DELTAFLOW_DATABASE_URL"]
+
+    pooler = services["pgbouncer"]["environment"]
+    assert pooler["POOL_MODE"] == "transaction"
+    assert int(pooler["MAX_PREPARED_STATEMENTS"]) > 0  # psycopg prepares statements it repeats
+    assert pooler["DB_PASSWORD"] == SECRETS["POSTGRES_PASSWORD"]
+    assert services["pgbouncer"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
     command = services["redis"]["command"]
     assert ["--appendonly", "yes"] in [command[i : i + 2] for i in range(len(command) - 1)]
 
-    for name in ("postgres", "redis"):
+    for name in ("postgres", "pgbouncer", "redis"):
         assert not services[name].get("ports"), name
     assert [p["target"] for p in services["api"]["ports"]] == [8000]
 
