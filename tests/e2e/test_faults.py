@@ -47,6 +47,9 @@ DATA = (lambda d: (d.x, d.y))(datasets.load("moons", n=100))
 def env_for(kind: str, tmp_path, request, **extra: str) -> dict[str, str]:
     env = {
         "DELTAFLOW_FLUSH_INTERVAL": "0.2",
+        # A checkpoint every few flushes, as in production (every 10 s there): a resumed job
+        # restores one and replays the epochs stored after it without storing them again.
+        "DELTAFLOW_CHECKPOINT_INTERVAL": "0.5",
         "DELTAFLOW_LEASE_TTL": "2",
         "DELTAFLOW_REAPER_INTERVAL": "0.5",
         "DELTAFLOW_REPUBLISH_AFTER": "2",
