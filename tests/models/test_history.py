@@ -69,6 +69,17 @@ def test_epochs_read_back_exactly_across_chunks(sessions, job_id):
     assert counted == (50, 1, 50, 4)
 
 
+def test_a_long_flush_is_cut_into_chunks(sessions, job_id, monkeypatch):
+    monkeypatch.setattr(history, "EPOCHS_PER_CHUNK", 4)
+    want = _flushes(sessions, job_id, [10, 3])
+    with sessions() as s:
+        got = history.epoch_columns(s, job_id, ["loss", "grad_norm_weights"], L, first=3)
+        counted = history.epoch_count(s, job_id)
+    assert counted == (13, 1, 13, 4)  # 4 + 4 + 2, then 3
+    assert got["epoch"].tolist() == list(range(3, 14))
+    assert got["grad_norm_weights"].tobytes() == want["grad_norm_weights"][2:].tobytes()
+
+
 def test_a_repeated_flush_is_ignored(sessions, job_id):
     rng = np.random.default_rng(1)
     first = _columns(1, 10, rng)
