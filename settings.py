@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="Claims of one job before it fails.")
     reaper_interval: float = Field(5.0, gt=0, description="Seconds between reaper passes.")
     republish_after: float = Field(
-        30.0, gt=0, description="Seconds a queued job waits before the reaper publishes it again."
+        30.0,
+        gt=0,
+        description="Seconds the broker must have missed messages, and since a queued job's "
+        "publish, before the reaper publishes it again.",
     )
     blas_threads: int = Field(1, ge=1, description="BLAS threads per worker process.")
     max_grid_points: int = Field(1000, ge=1, description="Jobs one batch may create.")

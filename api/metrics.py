@@ -30,7 +30,8 @@ from models.status import JobStatus
 from models.tables import Job, ProcessMetrics, add_counters
 
 # worker/reaper.py's actions: jobs requeued or given up on (failed) after a lost lease,
-# republished, and consumed messages purged.
+# messages it published (jobs never published, or whose message the broker lost), and consumed
+# messages purged.
 REAPER_ACTIONS = ("requeued", JobStatus.FAILED, "republished", "purged")
 
 
@@ -87,14 +88,20 @@ def _counted(total: dict[str, Any]) -> Iterator[Metric]:
     )
     actions = CounterMetricFamily(
         "deltaflow_reaper_actions",
-        "What the reaper did: jobs requeued or failed after a lost lease, jobs published "
-        "again, consumed messages purged from the embedded broker.",
+        "What the reaper did: jobs requeued or failed after a lost lease, messages it "
+        "published (jobs unpublished, or lost by the broker), consumed messages purged from "
+        "the embedded broker.",
         labels=["action"],
     )
     done = total.get("reaper_actions", {})
     for action in REAPER_ACTIONS:
         actions.add_metric([action], done.get(action, 0))
     yield actions
+    yield _histogram(
+        "deltaflow_reaper_pass_seconds",
+        "Time of one reaper pass: expired leases, publishing, the broker's count, the purge.",
+        total.get("reaper_pass_seconds"),
+    )
 
 
 def _histogram(name: str, doc: str, data: dict[str, Any] | None) -> HistogramMetricFamily:

@@ -1,8 +1,8 @@
 """The API's one door to the workers: it publishes job ids by task name through the Celery app
 (worker.celery_app), and never imports the worker's tasks or runner (DESIGN §1).
 
-The job row is the outbox: rows are committed first, then published; a job whose publish
-failed stays queued with no `published_at`, and the reaper publishes it.
+The job row is the outbox: rows are committed marked published, then published; a job whose
+publish failed is unmarked (api/submission.py), and the reaper publishes it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlite3
 import uuid
 
 from settings import Settings
-from worker.celery_app import make_celery, publish, release_broker
+from worker.celery_app import make_celery, publish_many, release_broker
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +25,15 @@ class Queue:
         self._celery = make_celery(settings)
 
     def publish(self, job_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-        """Tell the workers about committed jobs; returns those published. A failure is logged
-        and left to the reaper. DELTAFLOW_FAULT_DROP_PUBLISH (a test hook) publishes nothing,
-        as a crash right after the commit would."""
+        """Tell the workers about committed jobs; returns those that could not be published (a
+        failure is logged; the caller unmarks them for the reaper). DELTAFLOW_FAULT_DROP_PUBLISH
+        (a test hook) publishes nothing and reports no failure, as a crash right after the
+        commit would: the jobs stay marked published, and the reaper finds their messages
+        missing from the broker."""
         if self.settings.fault_drop_publish:
             log.warning("fault hook: %d committed job(s) left unpublished", len(job_ids))
             return []
-        published = []
-        for job_id in job_ids:
-            try:
-                publish(self._celery, job_id)
-            except Exception:
-                log.exception("publishing job %s failed; the reaper will publish it", job_id)
-                break  # the broker is down: the rest would fail the same way
-            published.append(job_id)
-        return published
+        return job_ids[publish_many(self._celery, job_ids) :]
 
     def check(self) -> None:
         """Raise unless the broker answers (readiness)."""

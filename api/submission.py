@@ -1,8 +1,11 @@
 """Submitting jobs: `submit` checks, stores and publishes one, opening and committing its own
 transaction; batch runs (api/batches.py) are made of its parts.
 
-The job row is the outbox: rows are committed first, then published (api/queue.py); a job whose
-publish failed stays queued with no `published_at`, and the reaper publishes it.
+The job row is the outbox: a job is committed marked published (`published_at`, in the
+transaction that stores it), then published (api/queue.py); only if publishing fails is the
+mark taken back, and the reaper publishes the job at its next pass. A crash between the commit
+and the publish leaves the mark: the reaper sees the broker hold fewer messages than marked
+jobs wait, and publishes the oldest again (worker/reaper.py).
 
 An `Idempotency-Key` makes a submission happen once per owner and key: the key and a digest
 of the request are stored on the row it creates (a job, or a batch), and a repeat is answered
@@ -30,6 +33,7 @@ from api.schemas import JobCreate, Problem
 from backprop import data
 from backprop.spec import TrainSpec
 from models import lifecycle
+from models.base import utcnow
 from models.tables import Batch, Job, JobTag
 from settings import Settings
 
@@ -94,6 +98,7 @@ def add_job(
         epochs_total=spec.epochs,
         idempotency_key=idempotency_key,
         request_sha256=request_sha256,
+        published_at=utcnow(),  # published once this commits: no transaction of its own
     )
     session.add(job)
     session.add_all(JobTag(job_id=job.id, key=k, value=v) for k, v in body.tags.items())
@@ -101,11 +106,12 @@ def add_job(
 
 
 def publish(session: Session, queue: Queue, job_ids: list[uuid.UUID]) -> None:
-    """Publish jobs whose rows are committed, and record when (in a transaction of its own)."""
-    published = queue.publish(job_ids)
-    if published:
+    """Publish jobs committed marked published; unmark those the broker refused, in a
+    transaction of its own, so that the reaper's next pass publishes them."""
+    unsent = queue.publish(job_ids)
+    if unsent:
         with session.begin():
-            lifecycle.mark_published(session, published)
+            lifecycle.unpublish(session, unsent)
 
 
 def _printable(key: str) -> str:

@@ -6,7 +6,7 @@ The job is what sweeps of small networks are made of: XOR 2-4-1, 200 epochs, a s
 epoch (about 5 ms of numpy). Every cell is a median over `--jobs` jobs, in milliseconds.
 
 1. Submitting, in this process through the real app (FastAPI's TestClient): checking and storing
-   the job in its own committed transaction, publishing it, recording the publish; the rest is
+   the job (marked published) in its own committed transaction, publishing it; the rest is
    FastAPI (parsing the body, the answer).
 2. Inside the worker: the real Runner in this process, on the jobs just submitted, its steps
    timed by wrapping the functions it calls — the code the Celery task runs: claim; load (job
@@ -96,7 +96,7 @@ STEPS: tuple[tuple[Any, str, str, int], ...] = (
     (submission, "submit", "submit (all)", 1),
     (submission, "create_once", "check, store, commit", 2),
     (Queue, "publish", "publish to the broker", 2),
-    (lifecycle, "mark_published", "record the publish", 2),
+    (lifecycle, "unpublish", "unmark a failed publish (0 unless the broker refused)", 2),
     (Runner, "run", "run (all)", 1),
     (Runner, "claim", "claim: take the job, its spec, checkpoint, attempt row", 2),
     (Runner, "_trainer", "load the data, build the Trainer", 2),

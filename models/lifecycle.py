@@ -10,11 +10,12 @@
 
 Each guard is the state a transition starts from, so two actors racing on one job (a worker
 and the reaper, a cancel and a claim) cannot both win: the loser's UPDATE matches no row, and
-the function says so (None, False or 0 — or LeaseLost for a worker's fenced write). A worker's
-transitions are also fenced by its lease: `lease_owner` and `attempt` must still be the ones its
-claim wrote. Each claim gets a `job_attempts` row (numbered 1, 2, … in claim order) saying when
-it started and ended, and why. Functions add statements to the caller's session; they never
-commit.
+the function says so (None, False or 0 — or LeaseLost for a worker's fenced write); the
+reaper's moves (give_up, requeue_expired) are one UPDATE for every job they apply to and
+return the jobs they moved. A worker's transitions are also fenced by its lease: `lease_owner`
+and `attempt` must still be the ones its claim wrote. Each claim gets a `job_attempts` row
+(numbered 1, 2, … in claim order) saying when it started and ended, and why. Functions add
+statements to the caller's session; they never commit.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
@@ -244,27 +245,6 @@ def release(s: Session, lease: Lease, progress: Progress) -> None:
     close_attempts(s, lease.job_id, RELEASED, utcnow())
 
 
-def _leave_running(
-    s: Session,
-    job_id: uuid.UUID,
-    guard: ColumnElement[bool],
-    reason: str,
-    now: datetime,
-    values: dict[str, Any],
-) -> bool:
-    """running → another status as `values` say, where `guard` holds: the lease is dropped and
-    the open attempt closed with `reason`. False if the guard matched no row."""
-    moved = s.execute(
-        update(Job)
-        .where(guard)
-        .values(lease_owner=None, lease_expires_at=None, **values)
-        .returning(Job.id)
-    ).first()
-    if moved is not None:
-        close_attempts(s, job_id, reason, now)
-    return moved is not None
-
-
 def request_cancel(s: Session, job_id: uuid.UUID) -> bool:
     """queued → cancelled at once; a running job is flagged for its worker (`cancel`). False if
     the job had ended. Asking again keeps the first request's time.
@@ -287,58 +267,123 @@ def request_cancel(s: Session, job_id: uuid.UUID) -> bool:
     return False
 
 
-def expired_leases(s: Session, now: datetime) -> list[uuid.UUID]:
-    """Running jobs whose lease expired: their worker died or was cut off."""
-    found = select(Job.id).where(Job.status == RUNNING, Job.lease_expires_at < now)
-    return list(s.scalars(found))
+# The reaper's moves are set-based, so that a pass costs the same few statements whether one
+# lease expired or a thousand, and a deep queue of jobs waiting their turn costs a count, not a
+# transaction each.
+
+CHUNK = 500  # ids per IN-list: far below any driver's limit on bound parameters
 
 
-def give_up(s: Session, job_id: uuid.UUID, now: datetime, max_attempts: int) -> bool:
-    """running → failed, for a job whose lease expired on its last attempt."""
+def give_up(s: Session, now: datetime, max_attempts: int) -> list[uuid.UUID]:
+    """running → failed, for every job whose lease expired on its last attempt."""
     error = (
         f"gave up after {max_attempts} attempts: each time, the worker running it stopped "
         "renewing its lease (killed, out of memory, or cut off)"
     )
     values = {"status": JobStatus.FAILED, "error": error, "finished_at": now}
-    last = _expired(job_id, now) & (Job.attempt >= max_attempts)
-    return _leave_running(s, job_id, last, LEASE_EXPIRED, now, values)
+    return _leave_expired(s, now, Job.attempt >= max_attempts, values)
 
 
-def requeue_expired(s: Session, job_id: uuid.UUID, now: datetime) -> bool:
-    """running → queued, unpublished, for a job whose lease expired (the reaper publishes it)."""
-    values = {"status": QUEUED, "published_at": None}
-    return _leave_running(s, job_id, _expired(job_id, now), LEASE_EXPIRED, now, values)
+def requeue_expired(s: Session, now: datetime) -> list[uuid.UUID]:
+    """running → queued, unpublished, for every job whose lease expired (the reaper publishes
+    them); run after `give_up`, which takes those out of attempts."""
+    return _leave_expired(s, now, true(), {"status": QUEUED, "published_at": None})
 
 
-def _expired(job_id: uuid.UUID, now: datetime) -> ColumnElement[bool]:
-    return (Job.id == job_id) & (Job.status == RUNNING) & (Job.lease_expires_at < now)
-
-
-def unpublished(s: Session, stale: datetime) -> list[uuid.UUID]:
-    """Queued jobs never published, or published before `stale` and still not claimed: the job
-    row is the outbox, so a message lost between commit and publish is sent again."""
-    found = select(Job.id).where(
-        Job.status == QUEUED, or_(Job.published_at.is_(None), Job.published_at < stale)
+def _leave_expired(
+    s: Session, now: datetime, guard: ColumnElement[bool], values: dict[str, Any]
+) -> list[uuid.UUID]:
+    """running → another status as `values` say, for every job whose lease expired and where
+    `guard` holds: the lease is dropped and the open attempts closed. Returns the jobs moved."""
+    expired = (Job.status == RUNNING) & (Job.lease_expires_at < now) & guard
+    moved = list(
+        s.scalars(
+            update(Job)
+            .where(expired)
+            .values(lease_owner=None, lease_expires_at=None, **values)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
     )
-    return list(s.scalars(found))
+    for chunk in _chunks(moved):
+        s.execute(
+            update(JobAttempt)
+            .where(JobAttempt.job_id.in_(chunk), JobAttempt.ended_at.is_(None))
+            .values(ended_at=now, reason=LEASE_EXPIRED)
+        )
+    return moved
 
 
-def mark_published(s: Session, job_ids: list[uuid.UUID]) -> None:
-    """Record that the workers were told about these jobs (`unpublished` finds them again if
-    none claims them)."""
-    s.execute(update(Job).where(Job.id.in_(job_ids)).values(published_at=utcnow()))
+def _chunks(ids: list[uuid.UUID]) -> list[list[uuid.UUID]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+# The job row is the outbox: `published_at` says a message for the job was sent (or is being
+# sent, by the transaction's caller once it commits). Null means the job waits to be published:
+# released, requeued, retried, or its publish failed.
+
+
+def take_unpublished(s: Session, limit: int, now: datetime) -> list[uuid.UUID]:
+    """The `limit` oldest queued jobs never published (or fewer), marked published at `now`:
+    the caller publishes them once this commits, and calls `unpublish` for those it could not.
+    RETURNING keeps no order, so neither does the list."""
+    return _mark_published(s, Job.published_at.is_(None), Job.created_at, now, limit)
+
+
+def take_stale(s: Session, limit: int, now: datetime, before: datetime) -> list[uuid.UUID]:
+    """The `limit` queued jobs published longest ago, before `before` (or fewer), marked
+    published at `now`, to be published again: the broker is first in, first out, so the
+    messages it still holds are the newest, and the oldest are the ones it lost."""
+    return _mark_published(s, Job.published_at < before, Job.published_at, now, limit)
+
+
+def _mark_published(
+    s: Session, which: ColumnElement[bool], oldest: Any, now: datetime, limit: int
+) -> list[uuid.UUID]:
+    chosen = select(Job.id).where(Job.status == QUEUED, which)
+    chosen = chosen.order_by(oldest, Job.id).limit(limit)
+    # The guard again on the UPDATE: a job claimed since the subquery read it, or taken by
+    # another reaper (PostgreSQL re-checks the guard on the rows it waited for), is left alone.
+    return list(
+        s.scalars(
+            update(Job)
+            .where(Job.id.in_(chosen.scalar_subquery()), Job.status == QUEUED, which)
+            .values(published_at=now)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def published_waiting(s: Session) -> int:
+    """Queued jobs that were published: those the broker should hold a message for."""
+    found = select(func.count()).where(Job.status == QUEUED, Job.published_at.is_not(None))
+    return s.scalar(found) or 0
+
+
+def unpublish(s: Session, job_ids: list[uuid.UUID]) -> None:
+    """Forget the publish of queued jobs whose messages could not be sent, so that the reaper's
+    next pass publishes them."""
+    for chunk in _chunks(job_ids):
+        s.execute(
+            update(Job)
+            .where(Job.id.in_(chunk), Job.status == QUEUED)
+            .values(published_at=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def retry(s: Session, batch_id: uuid.UUID) -> list[uuid.UUID]:
     """failed or cancelled → queued, for every such job of a batch, with a fresh allowance of
-    attempts; each resumes from its checkpoint. Returns the jobs requeued."""
+    attempts; each resumes from its checkpoint. Returns the jobs requeued, marked published:
+    the caller publishes them once this commits (and calls `unpublish` for those it could not)."""
     return list(
         s.scalars(
             update(Job)
             .where(Job.batch_id == batch_id, Job.status.in_(RETRIED))
             .values(
                 status=QUEUED, error=None, attempt=0, cancel_requested_at=None,
-                finished_at=None, published_at=None,
+                finished_at=None, published_at=utcnow(),
             )
             .returning(Job.id)
         )

@@ -7,12 +7,15 @@ SQLAlchemy transport on its own SQLite file (worker/embedded_broker.py).
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Sequence
 
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_init
 from celery.utils.log import get_multiprocessing_logger
 from kombu import Queue
+from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES
 
 from settings import Settings, get_settings
@@ -21,6 +24,7 @@ from worker import logs
 TASK_TRAIN = "deltaflow.train"
 QUEUE = "deltaflow"
 EMBEDDED_SCHEME = "deltaflow-sqlite"
+log = logging.getLogger(__name__)
 
 
 TRANSPORT_ALIASES[EMBEDDED_SCHEME] = "worker.embedded_broker:Transport"
@@ -89,6 +93,31 @@ def _json_task_logs(logger, **_kwargs) -> None:
 def publish(app: Celery, job_id: uuid.UUID) -> None:
     """Tell the workers that job `job_id` has work."""
     app.send_task(TASK_TRAIN, args=[str(job_id)], queue=QUEUE)
+
+
+def publish_many(app: Celery, job_ids: Sequence[uuid.UUID]) -> int:
+    """Publish jobs in order through one producer; returns how many were sent. The first
+    failure is logged and ends it: the broker is down, and the rest would fail the same way."""
+    sent = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for job_id in job_ids:
+                app.send_task(TASK_TRAIN, args=[str(job_id)], queue=QUEUE, producer=producer)
+                sent += 1
+    except Exception:
+        log.exception("publishing failed after %d of %d job(s)", sent, len(job_ids))
+    return sent
+
+
+def queue_length(app: Celery) -> int:
+    """Messages waiting in the broker's queue, not yet delivered: on Redis the length of its
+    lists (one per priority), on the embedded broker its visible rows."""
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        try:
+            return channel.queue_declare(queue=QUEUE, passive=True).message_count
+        except ChannelError:  # Redis keeps no key for an empty list: no queue is no message
+            return 0
 
 
 def release_broker(app: Celery, settings: Settings) -> None:

@@ -149,7 +149,7 @@ def test_release_queues_the_job_again_and_hands_the_attempt_back(sessions, new_j
     job_id = new_job()
     lease = _claim(sessions, job_id)
     with sessions.begin() as s:
-        lifecycle.mark_published(s, [job_id])
+        s.execute(update(Job).where(Job.id == job_id).values(published_at=utcnow()))
         lifecycle.release(s, lease, {})
     job = _job(sessions, job_id)
     assert (job.status, job.attempt, job.lease_owner, job.published_at) == (
@@ -174,42 +174,59 @@ def test_request_cancel_ends_a_queued_job_at_once_and_refuses_an_ended_one(sessi
 
 
 def test_the_reaper_requeues_or_gives_up_only_on_expired_leases(sessions, new_job):
-    job_id = new_job()
-    _claim(sessions, job_id)
+    alive, lost, last = new_job(), new_job(), new_job()
+    for job_id in (alive, lost, last):
+        _claim(sessions, job_id)
     now = utcnow()
     with sessions.begin() as s:
-        assert lifecycle.expired_leases(s, now) == []
-        assert not lifecycle.give_up(s, job_id, now, MAX_ATTEMPTS)  # its lease is alive
-        assert not lifecycle.requeue_expired(s, job_id, now)
-    _expire(sessions, job_id)
+        assert lifecycle.give_up(s, now, MAX_ATTEMPTS) == []  # every lease is alive
+        assert lifecycle.requeue_expired(s, now) == []
+    _expire(sessions, last)
+    _claim(sessions, last)  # its second and last attempt
+    for job_id in (lost, last):
+        _expire(sessions, job_id)
     now = utcnow()
     with sessions.begin() as s:
-        assert lifecycle.expired_leases(s, now) == [job_id]
-        assert not lifecycle.give_up(s, job_id, now, MAX_ATTEMPTS)  # 1 of 2 attempts used
-        assert lifecycle.requeue_expired(s, job_id, now)
-    job = _job(sessions, job_id)
+        assert lifecycle.give_up(s, now, MAX_ATTEMPTS) == [last]  # 2 of 2 attempts used
+        assert lifecycle.requeue_expired(s, now) == [lost]  # 1 of 2
+        assert lifecycle.requeue_expired(s, now) == []  # queued now: nothing to requeue
+    job = _job(sessions, lost)
     assert (job.status, job.lease_owner, job.published_at) == (JobStatus.QUEUED, None, None)
-    with sessions.begin() as s:
-        assert lifecycle.unpublished(s, utcnow()) == [job_id]
-        assert not lifecycle.requeue_expired(s, job_id, utcnow())  # queued: nothing to requeue
-    _claim(sessions, job_id)
-    _expire(sessions, job_id)
-    now = utcnow()
-    with sessions.begin() as s:
-        assert lifecycle.give_up(s, job_id, now, MAX_ATTEMPTS)
-    job = _job(sessions, job_id)
+    assert _attempts(sessions, lost) == [(1, lifecycle.LEASE_EXPIRED)]
+    job = _job(sessions, last)
     assert job.status == JobStatus.FAILED and "gave up after 2 attempts" in job.error
-    assert _attempts(sessions, job_id) == [
+    assert job.lease_owner is None
+    assert _attempts(sessions, last) == [
         (1, lifecycle.LEASE_EXPIRED), (2, lifecycle.LEASE_EXPIRED),
     ]  # fmt: skip
+    assert _job(sessions, alive).status == JobStatus.RUNNING
+    assert _attempts(sessions, alive) == [(1, None)]
 
 
-def test_published_jobs_wait_until_they_are_stale(sessions, new_job):
-    job_id = new_job()
+def test_jobs_are_taken_for_publishing_once_oldest_first(sessions, new_job):
+    first, second, third, running = (new_job() for _ in range(4))
+    _claim(sessions, running)
+    now = utcnow()
     with sessions.begin() as s:
-        lifecycle.mark_published(s, [job_id])
-        assert lifecycle.unpublished(s, utcnow() - timedelta(seconds=60)) == []
-        assert lifecycle.unpublished(s, utcnow() + timedelta(seconds=1)) == [job_id]
+        # RETURNING keeps no order: the oldest are taken, in some order.
+        assert set(lifecycle.take_unpublished(s, 2, now)) == {first, second}
+        assert lifecycle.take_unpublished(s, 2, now) == [third]
+        assert lifecycle.take_unpublished(s, 2, now) == []  # a running job is not waiting
+        assert lifecycle.published_waiting(s) == 3
+    with sessions.begin() as s:
+        for age, job_id in enumerate((third, first, second), start=1):
+            past = now - timedelta(minutes=age)
+            s.execute(update(Job).where(Job.id == job_id).values(published_at=past))
+    later = utcnow()
+    with sessions.begin() as s:
+        stale = now - timedelta(seconds=90)  # second and first, not third
+        assert lifecycle.take_stale(s, 1, later, stale) == [second]
+        assert lifecycle.take_stale(s, 5, later, stale) == [first]
+        assert lifecycle.take_stale(s, 5, later, stale) == []  # published again just now
+        lifecycle.unpublish(s, [first, running])
+        assert lifecycle.published_waiting(s) == 2
+        assert lifecycle.take_unpublished(s, 5, later) == [first]  # not the running one
+    assert _job(sessions, second).published_at == later
 
 
 def test_retry_queues_failed_and_cancelled_jobs_of_the_batch_only(sessions, new_job):
@@ -232,5 +249,6 @@ def test_retry_queues_failed_and_cancelled_jobs_of_the_batch_only(sessions, new_
             JobStatus.QUEUED, None, 0, None,
         )  # fmt: skip
         assert job.cancel_requested_at is None
+        assert job.published_at is not None  # the caller publishes them after the commit
     assert _job(sessions, succeeded).status == JobStatus.SUCCEEDED
     assert _job(sessions, queued).status == JobStatus.QUEUED
