@@ -57,7 +57,7 @@ RETIRE_AFTER = timedelta(days=1)  # a process row unseen this long is folded int
 # broker): a pass publishes in chunks sized to the budget left, and leaves the rest to the next,
 # so that it stays well within a second however much waits.
 PUBLISH_SECONDS = 0.5
-CHUNK = 100
+FIRST_CHUNK, CHUNK = 10, 100  # the first chunk measures the broker's pace; the others fit it
 
 
 @dataclass
@@ -136,7 +136,7 @@ def _publish(
     refuses it (a crash in between leaves it marked, and the broker's count finds it missing)."""
     sent, each = 0, 0.0  # seconds a message took in the last chunk
     while (most is None or sent < most) and (left := deadline - time.monotonic()) > 0:
-        limit = min(CHUNK, int(left / each) + 1 if each else CHUNK)
+        limit = min(CHUNK, int(left / each) + 1 if each else FIRST_CHUNK)
         limit = limit if most is None else min(limit, most - sent)
         started = time.monotonic()
         with sessions.begin() as s:
