@@ -29,13 +29,15 @@ import os
 import sqlite3
 import threading
 import time
+from functools import cached_property
+from json import dumps
 from queue import Empty
 from typing import Any, ClassVar
 
 from kombu.transport.sqlalchemy import _MUTEX
 from kombu.transport.sqlalchemy import Channel as SqlaChannel
 from kombu.transport.sqlalchemy import Transport as SqlaTransport
-from sqlalchemy import event
+from sqlalchemy import Insert, event, insert
 from sqlalchemy.exc import IntegrityError
 
 PREFIX = "sqlite:///"
@@ -108,6 +110,9 @@ class Channel(SqlaChannel):
         super().__init__(*args, **kwargs)
         # The doorbell's ticket at each queue's last empty poll.
         self._quiet: dict[str, tuple[int, int] | None] = {}
+        # Queue rows' ids, and the file (inode) they were read from.
+        self._queue_ids: dict[str, int] = {}
+        self._queue_ids_inode: int | None = None
 
     def _engine_from_config(self):
         # Before kombu's create_all takes the engine's first connection.
@@ -140,6 +145,30 @@ class Channel(SqlaChannel):
         session = super().session
         self._session_inode = self._inodes.get(url)
         return session
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        # kombu looks the queue row up and flushes an ORM object for every message, ~2 ms each,
+        # and a 1,000-point batch publishes 1,000: here one prepared INSERT, in a transaction
+        # of its own as kombu's (an OperationalError still fails the publish). The override
+        # is flagged because kombu's two base classes name the message argument differently.
+        queue_id = self._queue_id(queue)
+        engine, _ = self._open()
+        with engine.begin() as conn:
+            conn.execute(self._insert_message, {"queue_id": queue_id, "payload": dumps(payload)})
+
+    @cached_property
+    def _insert_message(self) -> Insert:
+        return insert(self.message_cls.__table__)
+
+    def _queue_id(self, queue: str) -> int:
+        """The queue row's id, read once per file (a replaced file has rows of its own)."""
+        inode = _inode(self.connection.client.hostname)
+        if inode != self._queue_ids_inode:
+            self._queue_ids, self._queue_ids_inode = {}, inode
+        if queue not in self._queue_ids:
+            self._queue_ids[queue] = self._get_or_create(queue).id
+            self.session.commit()  # ends the look-up, which held a connection of the pool
+        return self._queue_ids[queue]
 
     @property
     def doorbell(self) -> Doorbell:

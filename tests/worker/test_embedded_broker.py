@@ -133,3 +133,23 @@ def test_an_idle_consumer_follows_a_replaced_broker_file(broker, tmp_path, monke
         Path(f"{settings.broker_file}{suffix}").unlink(missing_ok=True)
     os.replace(other.broker_file, settings.broker_file)
     assert consumer.receive() == [[str(job_id)]]
+
+
+def test_a_publisher_follows_a_replaced_broker_file(broker, tmp_path):
+    """A channel that published keeps the queue row's id; once the file is replaced by one
+    whose row has another id, its next message goes into the new file, under that row."""
+    settings, conn = broker
+    conn.default_channel._put(QUEUE, {"job": "first"})
+    (tmp_path / "elsewhere").mkdir()
+    other = Settings(database_url=f"sqlite:///{tmp_path}/elsewhere/deltaflow.db")
+    publish_elsewhere(other.database_url, uuid.uuid4())  # a file made by another process
+    with closing(sqlite3.connect(other.broker_file)) as db, db:
+        db.execute("UPDATE kombu_queue SET id = 7")
+        db.execute("DELETE FROM kombu_message")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{settings.broker_file}{suffix}").unlink(missing_ok=True)
+    os.replace(other.broker_file, settings.broker_file)
+    conn.default_channel._put(QUEUE, {"job": "second"})
+    with closing(sqlite3.connect(settings.broker_file)) as db:
+        rows = db.execute("SELECT queue_id, payload FROM kombu_message").fetchall()
+    assert rows == [(7, '{"job": "second"}')]
