@@ -1,11 +1,14 @@
 """The two set-ups the benchmarks compare: the embedded default (a SQLite file and the SQLite
 broker) and production's PostgreSQL + Redis, each made fresh for one run and removed after.
 
-PostgreSQL and Redis are expected on 127.0.0.1 (a new database, and Redis index 14, emptied).
+PostgreSQL and Redis are expected on 127.0.0.1 (a new database, and Redis index 14, emptied);
+DELTAFLOW_BENCH_REDIS names another Redis, so that benchmarks run side by side do not empty
+each other's.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +18,7 @@ import psycopg
 import redis
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS = "redis://127.0.0.1:6379/14"
+REDIS = os.environ.get("DELTAFLOW_BENCH_REDIS", "redis://127.0.0.1:6379/14")
 SETUPS = ("embedded", "postgresql+redis")
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import update
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 
-from models.tables import Job
-from tests.factories import XOR_JOB
+from api.app import create_app
+from models.tables import Job, JobTag
+from tests.api.setups import SETUPS, setup
+from tests.factories import XOR_JOB, sessions_on
 from worker.runner import Runner
 
 BASE = XOR_JOB | {"epochs": 30, "snapshot_every": 10}
+SINE = {"network": {"layers": [1, 8, 1]}, "dataset": {"builtin": "sine"}, "epochs": 5}
 GRID = {
     "optimizer.learning_rate": [0.5, 2.0],
     "network.layers": [[2, 3, 1], [2, 6, 1]],
@@ -46,6 +50,42 @@ def test_one_job_per_grid_point(client, counts):
     assert len(listed["items"]) == 12
 
 
+@pytest.fixture(params=SETUPS)
+def each_setup(request, databases, redis_indexes, tmp_path):
+    """A client and the settings of its app, on each set-up."""
+    with (
+        setup(request.param, databases, redis_indexes, tmp_path) as s,
+        TestClient(create_app(s)) as client,
+    ):
+        yield client, s
+
+
+# What differs between a batch's job and the same job submitted alone.
+PER_JOB = {"id", "name", "batch_id", "grid_point"}
+
+
+def _stored(database_url: str, job_id: str) -> dict:
+    """A job's columns as stored (times as whether they are set) and its tags."""
+    with sessions_on(database_url) as sessions, sessions() as s:
+        job = s.get_one(Job, uuid.UUID(job_id))
+        tags = s.execute(select(JobTag.key, JobTag.value).where(JobTag.job_id == job.id)).all()
+        row = {c.key: getattr(job, c.key) for c in Job.__table__.columns if c.key not in PER_JOB}
+    return {k: v is not None if k.endswith("_at") else v for k, v in row.items()} | {
+        "tags rows": sorted(tags)
+    }
+
+
+def test_a_batch_job_is_stored_as_a_job_submitted_alone(each_setup):
+    """Batch jobs are inserted in bulk, not by submission.add_job: the rows must not differ."""
+    client, settings = each_setup
+    body = BASE | {"tags": {"team": "a", "kind": "sweep"}, "seed": 7}
+    alone = client.post("/v1/jobs", json=body).json()["id"]
+    batch = client.post("/v1/batches", json={"name": "b", "base": body, "grid": {"seed": [7]}})
+    assert batch.status_code == 201, batch.text
+    (in_batch,) = batch.json()["job_ids"]
+    assert _stored(settings.database_url, in_batch) == _stored(settings.database_url, alone)
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [
@@ -61,6 +101,10 @@ def test_one_job_per_grid_point(client, counts):
         ({"base": BASE | {"epochs": 0}}, "base.epochs"),
         ({"base": {k: v for k, v in BASE.items() if k != "dataset"}}, "base.dataset"),
         ({"grid": {"dataset": [{"builtin": "and"}]}}, "'dataset' is not a field"),
+        (  # the data is checked once per (input, output, loss, dtype): the loss is in the key
+            {"base": SINE, "grid": {"loss": ["mse", "binary_cross_entropy"]}},
+            "grid point {'loss': 'binary_cross_entropy'}: y holds targets outside [0, 1]",
+        ),
     ],
 )
 def test_a_bad_grid_stores_nothing(shared, body, says):
