@@ -13,14 +13,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import auth, errors, limits, startup
 from api.logs import configure as configure_logging
 from api.queue import Queue
-from api.routes import batches, dashboard, datasets, health, history, job_actions, jobs, keys
+from api.routes import (
+    batches,
+    dashboard,
+    datasets,
+    forks,
+    health,
+    history,
+    job_actions,
+    jobs,
+    keys,
+)  # fmt: skip
 from api.routes.metrics import mount as mount_metrics
 from models.db import make_engine, session_factory
 from models.schema import check_database
 from settings import Settings, get_settings
 
 log = logging.getLogger("deltaflow.api")
-V1_ROUTERS = (jobs, history, job_actions, datasets, batches, keys)
+V1_ROUTERS = (jobs, history, job_actions, forks, datasets, batches, keys)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -214,12 +214,7 @@ GRID_PATHS = frozenset(spec_paths())
 def check_grid(grid: dict[str, list[Any]], max_points: int) -> int:
     """The number of grid points; 422 for an unknown path or too large a product."""
     for path, values in grid.items():
-        if path not in GRID_PATHS:
-            near = sorted(p for p in GRID_PATHS if p.split(".")[-1] == path.split(".")[-1])
-            hint = f"; did you mean {' or '.join(near)}?" if near else ""
-            raise unprocessable(
-                ["body", "grid", path], f"{path!r} is not a field of a training spec{hint}"
-            )
+        check_path(path, ["body", "grid", path])
         if not values:
             raise unprocessable(["body", "grid", path], "give at least one value")
     points = size(grid)
@@ -230,6 +225,14 @@ def check_grid(grid: dict[str, list[Any]], max_points: int) -> int:
             "(DELTAFLOW_MAX_GRID_POINTS)",
         )
     return points
+
+
+def check_path(path: str, loc: list[str]) -> None:
+    """422 at `loc` unless `path` is a dotted path of the spec, suggesting the ones meant."""
+    if path not in GRID_PATHS:
+        near = sorted(p for p in GRID_PATHS if p.split(".")[-1] == path.split(".")[-1])
+        hint = f"; did you mean {' or '.join(near)}?" if near else ""
+        raise unprocessable(loc, f"{path!r} is not a field of a training spec{hint}")
 
 
 def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -243,9 +246,13 @@ def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 NOT_SPEC = frozenset({"name", "tags", "dataset"})
 
 
-def point_spec(base: dict[str, Any], point: dict[str, Any]) -> TrainSpec:
-    """The base body's spec with the point's values set at their paths, validated. Only the
-    objects on a path are copied; the rest is the base's own, which validation never alters."""
+def point_spec(
+    base: dict[str, Any], point: dict[str, Any], where: str = "grid", what: str = ""
+) -> TrainSpec:
+    """The base body's spec with the point's values set at their paths, validated; a 422 at
+    body.`where` says what is wrong with it (`what` names the point). Only the objects on a path
+    are copied; the rest is the base's own, which validation never alters."""
+    what = what or f"grid point {point}"
     body = {k: v for k, v in base.items() if k not in NOT_SPEC}
     for path, value in point.items():
         *parents, leaf = path.split(".")
@@ -253,16 +260,16 @@ def point_spec(base: dict[str, Any], point: dict[str, Any]) -> TrainSpec:
         for part in parents:
             child = node.get(part, {})
             if not isinstance(child, dict):
-                raise unprocessable(["body", "grid", path], f"{path!r} crosses a non-object")
+                raise unprocessable(["body", where, path], f"{path!r} crosses a non-object")
             node[part] = node = dict(child)
         node[leaf] = value
     try:
         return TrainSpec.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the spec"
         msg = str(first["msg"]).removeprefix("Value error, ")
-        raise unprocessable(["body", "grid"], f"grid point {point}: {where}: {msg}") from None
+        field = ".".join(str(p) for p in first["loc"]) or "the spec"
+        raise unprocessable(["body", where], f"{what}: {field}: {msg}") from None
 
 
 def check_data(spec: TrainSpec, point: dict[str, Any], x, y) -> None:

@@ -51,6 +51,10 @@ Targets = Annotated[
 # Epochs are 32-bit INTEGER columns; a larger number in a query would fail in the database.
 MAX_EPOCH = 2**31 - 1
 Epoch = Annotated[int, Field(ge=0, le=MAX_EPOCH)]
+OwnQuery = Annotated[
+    bool,
+    Query(description="For a fork: its own epochs only, without its parent's up to the fork."),
+]
 
 
 def _iso_utc(value: Any) -> datetime:

@@ -20,7 +20,8 @@ from api.fields import MAX_EPOCH
 from backprop.layout import Layout
 from backprop.spec import TrainSpec
 from models import history as stored
-from models.tables import EPOCH_FIELDS
+from models import lineage
+from models.tables import EPOCH_FIELDS, Job
 
 FIELDS = EPOCH_FIELDS
 
@@ -42,7 +43,7 @@ def parse_fields(fields: str | None) -> list[str]:
 
 @dataclass
 class EpochRange:
-    job_id: uuid.UUID
+    where: stored.History  # the job's id, or a fork's segments (models/lineage.py)
     n_layers: int
     start: int
     end: int | None
@@ -53,7 +54,7 @@ def read_columns(
 ) -> tuple[dict[str, np.ndarray], bool]:
     """Up to `limit` epochs of the range after `after`, as columns; and whether more follow."""
     cols = stored.epoch_columns(
-        session, rng.job_id, fields, rng.n_layers,
+        session, rng.where, fields, rng.n_layers,
         first=max(rng.start, after + 1), last=rng.end, limit=limit + 1,
     )  # fmt: skip
     more = len(cols["epoch"]) > limit
@@ -65,7 +66,7 @@ def downsample(session: Session, rng: EpochRange, points: int, fields: list[str]
     the minimum-loss and the maximum-loss epoch, as columns; and how many the range holds."""
     wanted = fields if "loss" in fields else [*fields, "loss"]
     cols = stored.epoch_columns(
-        session, rng.job_id, wanted, rng.n_layers, first=rng.start, last=rng.end
+        session, rng.where, wanted, rng.n_layers, first=rng.start, last=rng.end
     )
     count = len(cols["epoch"])
     if count > points:
@@ -101,23 +102,27 @@ def parameter_index(layout: Layout, layer: int, param: str, k: int, j: int | Non
 
 
 def snapshot(
-    session: Session, job_id: uuid.UUID, spec: TrainSpec, epoch: int | None
+    session: Session, job: Job, spec: TrainSpec, epoch: int | None, *, own: bool = False
 ) -> tuple[int, np.ndarray]:
     """(epoch, θ) of the job's snapshot at `epoch` (None: the latest), or 404 naming the
-    nearest epochs."""
+    nearest epochs. A fork's history includes its parent's up to the fork unless `own`."""
+    where = lineage.segments(session, job, own=own)
     try:
         if epoch is not None and epoch > MAX_EPOCH:  # past the INTEGER column
             raise KeyError(epoch)
-        return stored.snapshot(session, job_id, epoch, np.dtype(spec.dtype))
+        return stored.snapshot(session, where, epoch, np.dtype(spec.dtype))
     except KeyError:
-        raise HTTPException(404, detail=_no_snapshot(session, job_id, epoch)) from None
+        raise HTTPException(404, detail=_no_snapshot(session, job.id, where, epoch)) from None
 
 
-def _no_snapshot(session: Session, job_id: uuid.UUID, epoch: int | None) -> str:
+def _no_snapshot(
+    session: Session, job_id: uuid.UUID, where: stored.History, epoch: int | None
+) -> str:
     """Names the nearest snapshot epochs rather than listing them: a job may have millions."""
     nearest = []
     if epoch is not None:
-        nearest = [str(e) for e in stored.nearest_snapshots(session, job_id, min(epoch, MAX_EPOCH))]
+        found = stored.nearest_snapshots(session, where, min(epoch, MAX_EPOCH))
+        nearest = [str(e) for e in found]
     if not nearest:
         return f"job {job_id} has no snapshot yet"
     return (

@@ -14,16 +14,18 @@ from backprop.spec import TrainSpec
 from settings import Settings
 
 
-def check(spec: TrainSpec, x: np.ndarray, settings: Settings, where: list[str]) -> None:
-    """Raise a 422 at `where` (plus the field) if the job is larger than the limits allow."""
+def check(spec: TrainSpec, x: np.ndarray | None, settings: Settings, where: list[str]) -> None:
+    """Raise a 422 at `where` (plus the field) if the job is larger than the limits allow
+    (x None: data already checked, as a fork's parent's)."""
     layers = spec.network.layers
     n_parameters = Layout(layers).size
     for value, setting, field, what in (
         (spec.epochs, "max_epochs", ["epochs"], "epochs"),
         (len(layers) - 1, "max_layers", ["network", "layers"], "layers with parameters"),
         (n_parameters, "max_parameters", ["network", "layers"], "parameters"),
-        (x.size, "max_data_values", ["dataset"], "data values (samples × features)"),
-    ):
+        (0 if x is None else x.size, "max_data_values", ["dataset"],
+         "data values (samples × features)"),
+    ):  # fmt: skip
         limit = getattr(settings, setting)
         if value > limit:
             raise unprocessable(

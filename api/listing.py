@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import exists, select, tuple_
+from sqlalchemy import exists, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from api import pagination
@@ -31,6 +31,8 @@ def filters(
     batch_id: uuid.UUID | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    parent_id: uuid.UUID | None = None,
+    root_id: uuid.UUID | None = None,
 ) -> list[Any]:
     """WHERE clauses; tags are `key:value` and all must hold."""
     where = [Job.owner == owner]
@@ -45,6 +47,10 @@ def filters(
         )
     if batch_id:
         where.append(Job.batch_id == batch_id)
+    if parent_id:
+        where.append(Job.parent_id == parent_id)
+    if root_id:  # the whole tree: the root and every fork below it
+        where.append(or_(Job.root_id == root_id, Job.id == root_id))
     if created_after:
         where.append(Job.created_at >= created_after)
     if created_before:

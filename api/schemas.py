@@ -57,6 +57,9 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     cancel_requested_at: datetime | None
+    parent_id: uuid.UUID | None = Field(description="The job this one was forked from.")
+    forked_at_epoch: int | None = Field(description="The parent's epoch it continues from.")
+    root_id: uuid.UUID | None = Field(description="The first job of its tree of forks.")
 
     model_config = ConfigDict(from_attributes=True)
 

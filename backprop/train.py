@@ -3,7 +3,9 @@
 One `numpy.random.Generator`, seeded from `spec.seed`, draws in a fixed order: the initial
 parameters, then the validation split, then one permutation per epoch. `state()` captures the
 generator along with the parameters and optimizer state, so a restored run draws the same
-permutations and is bit-identical to one that was never interrupted.
+permutations and is bit-identical to one that was never interrupted. It also names the seed that
+drew the initial parameters and the validation split (`split_seed`): a fork that re-seeds its
+shuffles (backprop/fork.py) keeps its parent's training rows.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Trainer:
             net_spec.leaky_slope,
         )
         self._rng = np.random.default_rng(spec.seed)
+        self._split_seed = spec.seed
         self.network.initialize(self._rng, net_spec.init)
         train_rows, val_rows = data.split(X.shape[0], spec.validation_split, self._rng)
         self._x, self._y = X[train_rows], Y[train_rows]
@@ -212,20 +215,14 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         """A checkpoint: {"arrays": {name: ndarray}, "meta": JSON-safe dict}."""
         opt_arrays, opt_meta = self.optimizer.state()
-        rng = self._rng.bit_generator.state
         return {
             "arrays": {"theta": self.network.theta.copy()}
             | {f"optimizer.{k}": v for k, v in opt_arrays.items()},
             "meta": {
                 "epoch": self.epoch,
                 "optimizer": opt_meta,
-                # PCG64's 128-bit integers as text: exact in any JSON parser.
-                "rng": {
-                    "bit_generator": rng["bit_generator"],
-                    "state": {k: str(v) for k, v in rng["state"].items()},
-                    "has_uint32": rng["has_uint32"],
-                    "uinteger": rng["uinteger"],
-                },
+                "rng": rng_meta(self._rng),
+                "split_seed": self._split_seed,
                 "early_stopping": {
                     "best": self._best,
                     "wait": self._wait,
@@ -238,9 +235,14 @@ class Trainer:
     def restore(
         cls, spec: TrainSpec, x: npt.ArrayLike, y: npt.ArrayLike, state: dict[str, Any]
     ) -> Trainer:
-        """A Trainer that continues exactly where the one that made `state` was."""
-        trainer = cls(spec, x, y)
+        """A Trainer that continues exactly where the one that made `state` was. The initial
+        parameters and validation split are drawn from the state's `split_seed` (checkpoints
+        written before it existed: the spec's seed); optimizer meta of None starts the optimizer
+        afresh (a fork that changed its kind)."""
         arrays, meta = state["arrays"], state["meta"]
+        split_seed = int(meta.get("split_seed", spec.seed))
+        trainer = cls(spec.model_copy(update={"seed": split_seed}), x, y)
+        trainer.spec, trainer._split_seed = spec, split_seed
         theta = trainer.network.theta
         if arrays["theta"].shape != theta.shape:
             raise ValueError(
@@ -249,10 +251,11 @@ class Trainer:
             )
         theta[...] = arrays["theta"]
         prefix = "optimizer."
-        trainer.optimizer.load_state(
-            {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
-            meta["optimizer"],
-        )
+        if meta["optimizer"] is not None:
+            trainer.optimizer.load_state(
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+                meta["optimizer"],
+            )
         rng = dict(meta["rng"])
         rng["state"] = {k: int(v) for k, v in rng["state"].items()}
         trainer._rng.bit_generator.state = rng
@@ -261,3 +264,14 @@ class Trainer:
         trainer.stopped_early = stop["stopped"]
         trainer.epoch = int(meta["epoch"])
         return trainer
+
+
+def rng_meta(rng: np.random.Generator) -> dict[str, Any]:
+    """The generator's state, JSON-safe: PCG64's 128-bit integers as text, exact in any parser."""
+    state = rng.bit_generator.state
+    return {
+        "bit_generator": state["bit_generator"],
+        "state": {k: str(v) for k, v in state["state"].items()},
+        "has_uint32": state["has_uint32"],
+        "uinteger": state["uinteger"],
+    }

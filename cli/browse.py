@@ -9,8 +9,19 @@ from typing import Annotated
 
 import typer
 
-from cli.client import Client, CliError
-from cli.common import DEFAULT_URL, AsJson, JobId, Key, Url, app, console, friendly, print_json
+from cli.client import Client
+from cli.common import (
+    DEFAULT_URL,
+    AsJson,
+    JobId,
+    Key,
+    Url,
+    app,
+    console,
+    friendly,
+    print_json,
+    tag_pairs,
+)
 from cli.plot import loss_plot
 from cli.tables import fmt_loss, job_table, jobs_table
 from models.status import JobStatus
@@ -38,17 +49,24 @@ def jobs(
         list[str] | None, typer.Option(help="Only jobs tagged key:value (repeatable: all of).")
     ] = None,
     batch: Annotated[str | None, typer.Option(help="Only the jobs of this batch (id).")] = None,
+    parent: Annotated[
+        str | None, typer.Option(help="Only the forks of this job (id), not theirs.")
+    ] = None,
+    root: Annotated[
+        str | None,
+        typer.Option(help="Only this job and every fork below it (id of a tree's first job)."),
+    ] = None,
     order_by: Annotated[Order, typer.Option(help="Sort order.")] = Order.newest,
     url: Url = DEFAULT_URL,
     key: Key = None,
     as_json: AsJson = False,
 ) -> None:
     """Jobs with their status, progress and loss; filtered and sorted by the server."""
-    for t in tag or []:
-        if not t.partition(":")[0] or ":" not in t:
-            raise CliError(f"--tag {t!r} is not key:value")
+    tag_pairs(tag or [])  # each one checked before any request
     with Client(url, key) as client:
         batch_id = client.resolve(batch, "batch") if batch else None
+        parent_id = client.resolve(parent) if parent else None
+        root_id = client.resolve(root) if root else None
         found = client.pages(
             "/v1/jobs",
             limit=min(limit, 500),
@@ -56,6 +74,8 @@ def jobs(
             name=name,
             tag=tag or None,
             batch_id=batch_id,
+            parent_id=parent_id,
+            root_id=root_id,
             order_by=order_by.value,
         )
         items = list(islice(found, limit))
@@ -76,7 +96,8 @@ def show(
     key: Key = None,
     as_json: AsJson = False,
 ) -> None:
-    """One job: its fields, a small plot of its loss by epoch, and its error if it failed."""
+    """One job: its fields (for a fork, the job and epoch it went on from; its own forks), a
+    small plot of its loss by epoch (a fork's from epoch 1, its parent's first), its error."""
     with Client(url, key) as client:
         job = client.job(client.resolve(job_id))
         if as_json:
@@ -86,7 +107,8 @@ def show(
         path = f"/v1/jobs/{job['id']}/epochs"
         query = {"fields": "loss,val_loss", "format": "columns", "points": PLOT_POINTS}
         columns = client.get(path, **query)["columns"]
-    console.print(job_table(job))
+        descendants = client.lineage(job["id"])["descendants"]
+    console.print(job_table(job, descendants))
     print_losses(columns, plot)
     if job["error"]:
         console.print(f"error: {job['error']}", style="red", markup=False, soft_wrap=True)

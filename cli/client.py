@@ -86,6 +86,14 @@ class Client:
     def submit(self, body: dict) -> dict:
         return self.request("POST", "/v1/jobs", json=body)
 
+    def fork(self, job_id: str, body: dict) -> dict:
+        """A new queued job from the job's state at an epoch (POST /v1/jobs/{id}/fork)."""
+        return self.request("POST", f"/v1/jobs/{job_id}/fork", json=body)
+
+    def lineage(self, job_id: str) -> dict:
+        """{"id", "ancestors": nearest first, "descendants"}: forks of forks included."""
+        return self.get(f"/v1/jobs/{job_id}/lineage")
+
     def cancel(self, job_id: str) -> dict:
         return self.request("POST", f"/v1/jobs/{job_id}/cancel")
 

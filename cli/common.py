@@ -100,3 +100,12 @@ def read_json_object(source: str, what: str = "a JSON object") -> dict:
     if not isinstance(body, dict):
         raise CliError(f"{source} must hold {what}")
     return body
+
+
+def tag_pairs(items: list[str]) -> dict[str, str]:
+    """{key: value} from --tag key:value options; CliError for one without a key or a colon."""
+    pairs = [item.partition(":") for item in items]
+    for item, (key, colon, _) in zip(items, pairs, strict=True):
+        if not colon or not key:
+            raise CliError(f"--tag {item!r} is not key:value")
+    return {key: value for key, _, value in pairs}

@@ -40,16 +40,21 @@ def epochs(
     limit: Annotated[
         int | None, typer.Option(min=1, help=f"At most N epochs (default {DEFAULT_ROWS}).")
     ] = None,
+    own: Annotated[
+        bool, typer.Option("--own", help="A fork's own epochs only, not its parent's before.")
+    ] = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
     as_json: AsJson = False,
 ) -> None:
-    """A job's metrics by epoch: the first --limit of a range, or an even --points sample.
+    """A job's metrics by epoch: the first --limit of a range, or an even --points sample. A
+    fork's history starts with its parent's epochs up to the fork (--own: without them).
 
     --json prints {"columns": {"epoch": [...], field: [...]}, "next_cursor", "downsampled"}."""
     if points is not None and limit is not None:
         raise CliError("give --points (an even sample) or --limit (the first N), not both")
     query = {"start": start, "end": end, "fields": fields, "format": "columns", "points": points}
+    query["own"] = own or None  # sent as own=true, and only when asked
     with Client(url, key) as client:
         full_id = client.resolve(job_id)
         path = f"/v1/jobs/{full_id}/epochs"

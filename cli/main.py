@@ -3,7 +3,8 @@ start the API, worker and reaper as processes (cli.services.Stack)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +22,7 @@ from cli.common import (
     print_json,
     read_json_object,
     run,
+    tag_pairs,
 )
 from cli.demo import run_demo
 from cli.local import (
@@ -126,11 +128,16 @@ def submit(
     if name:
         body["name"] = name
     with Client(url, key) as client:
-        job = client.submit(body)
-        if not as_json:
-            print(job["id"])
-        if watch:
-            job = follow(client, job["id"], console, show=not as_json)
+        started(client, client.submit(body), watch, as_json)
+
+
+def started(client: Client, job: dict, watch: bool, as_json: bool) -> None:
+    """What submit and fork print of the new job: its id (with --json, the job as JSON); with
+    --watch a progress bar until it ends, then a closing line (exit 1 unless it succeeded)."""
+    if not as_json:
+        print(job["id"])
+    if watch:
+        job = follow(client, job["id"], console, show=not as_json)
     if as_json:
         print_json(job)
     if watch:
@@ -142,6 +149,68 @@ def read_spec(source: str) -> dict:
     if "dataset" not in body:
         raise CliError(f'{source} has no "dataset"; add e.g. "dataset": {{"builtin": "xor"}}')
     return body
+
+
+@app.command()
+@friendly
+def fork(
+    job_id: JobId,
+    epoch: Annotated[
+        int | None,
+        typer.Option(min=0, help="The stored epoch to go on from (default: the job's last)."),
+    ] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="PATH=VALUE",
+            help="Change a setting from the next epoch on (repeatable): a grid path such as "
+            "optimizer.learning_rate=0.05 or epochs=2000, or dataset=ID (or a JSON dataset "
+            'such as {"builtin": "moons"}). VALUE is read as JSON when it is JSON, else as a '
+            "string.",
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="The fork's name.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Tag the fork key:value (repeatable).")
+    ] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the fork until it ends.")] = False,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+    as_json: AsJson = False,
+) -> None:
+    """Start a new job from a job's exact state after an epoch (parameters, optimizer, random
+    numbers), with changed settings; prints its id. Its epochs count from the parent's: a fork
+    at 300 with --set epochs=500 trains epochs 301-500."""
+    body = fork_body(epoch, overrides(assignments or []), name, tag_pairs(tag or []))
+    with Client(url, key) as client:
+        started(client, client.fork(client.resolve(job_id), body), watch, as_json)
+
+
+def fork_body(epoch: int | None, changes: dict, name: str | None, tagged: dict) -> dict:
+    """POST /v1/jobs/{id}/fork's body; what is not given is left to the server's defaults."""
+    body: dict[str, Any] = {"epoch": epoch, "overrides": changes, "name": name, "tags": tagged}
+    return {k: v for k, v in body.items() if v is not None and v != {}}
+
+
+def overrides(assignments: list[str]) -> dict[str, Any]:
+    """{path: value} from PATH=VALUE items: 0.05 → 0.05, null → None, [2, 8, 1] → a list,
+    '"3"' → the string 3, and what is not JSON (adam, a data set's id) → itself as a string."""
+    changes: dict[str, Any] = {}
+    for item in assignments:
+        path, equals, text = item.partition("=")
+        path = path.strip()
+        if not equals or not path:
+            raise CliError(
+                f"--set {item!r} is not PATH=VALUE, e.g. --set optimizer.learning_rate=0.05"
+            )
+        if path in changes:
+            raise CliError(f"--set {path} is given twice")
+        try:
+            changes[path] = json.loads(text)
+        except json.JSONDecodeError:
+            changes[path] = text
+    return changes
 
 
 @app.command()

@@ -48,11 +48,13 @@ def _fields(job: dict) -> dict:
 def eta(job: dict, now: datetime) -> str:
     """Time left at the job's average pace since it started, from the server's own clock
     readings, so a watch that begins mid-run shows an ETA at once (rich's estimate would need
-    several polls, and the worker reports progress only once per flush)."""
+    several polls, and the worker reports progress only once per flush). A fork's epochs_done
+    counts its parent's epochs before the fork, which took none of its time."""
     if job["status"] in TERMINAL:
         return "0:00:00"
     done, total, started = job["epochs_done"], job["epochs_total"], job["started_at"]
-    if not started or done <= 0:
+    trained = done - (job.get("forked_at_epoch") or 0)
+    if not started or trained <= 0:
         return "-:--:--"
     moment = datetime.fromisoformat(started)
     if moment.tzinfo is None:
@@ -60,7 +62,7 @@ def eta(job: dict, now: datetime) -> str:
     elapsed = (now - moment).total_seconds()
     if elapsed <= 0:
         return "-:--:--"
-    left = round((total - done) * elapsed / done)
+    left = round((total - done) * elapsed / trained)
     return f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
 
 

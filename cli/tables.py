@@ -91,8 +91,9 @@ def spec_summary(spec: dict) -> str:
     )
 
 
-def job_table(job: dict) -> Table:
-    """`deltaflow show`: one row per field a person asks about."""
+def job_table(job: dict, descendants: list[dict] | None = None) -> Table:
+    """`deltaflow show`: one row per field a person asks about; for a fork the job it went on
+    from, and the forks of this job among its lineage's `descendants`."""
     table = Table(show_header=False, title=f"job {job['id']}", title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -100,7 +101,8 @@ def job_table(job: dict) -> Table:
     rows: list[tuple[str, str | Text]] = [
         ("name", job["name"]),
         ("status", status_text(job["status"])),
-        ("progress", f"epoch {job['epochs_done']}/{job['epochs_total']}"),
+        ("progress", progress(job)),
+        *lineage_rows(job, descendants or []),
         ("loss (latest)", fmt_loss(job["latest_loss"])),
         ("loss (best)", fmt_loss(job["best_loss"])),
         ("loss (final)", fmt_loss(job["final_loss"])),
@@ -120,6 +122,30 @@ def job_table(job: dict) -> Table:
         # Names and tags are the user's text, not rich markup.
         table.add_row(key, Text(value) if isinstance(value, str) else value)
     return table
+
+
+def progress(job: dict) -> str:
+    """epoch k/E; a fork's count includes its parent's epochs before the fork, so say which
+    are its own."""
+    done, total, at = job["epochs_done"], job["epochs_total"], job.get("forked_at_epoch")
+    own = f" ({at + 1}–{done} its own)" if at is not None and done > at else ""
+    return f"epoch {done}/{total}{own}"
+
+
+def lineage_rows(job: dict, descendants: list[dict]) -> list[tuple[str, str]]:
+    """A fork's parent and epoch (and the root of its tree, when that is another job); how
+    many forks a job has, direct and in all (forks of forks too)."""
+    rows = []
+    parent = job.get("parent_id")
+    if parent:
+        rows.append(("forked from", f"{parent} at epoch {job['forked_at_epoch']}"))
+        if job.get("root_id") not in (None, parent):
+            rows.append(("root", job["root_id"]))
+    children = sum(1 for d in descendants if d["parent_id"] == job["id"])
+    if children:
+        theirs = f", {len(descendants)} in all" if len(descendants) > children else ""
+        rows.append(("forks", f"{children}{theirs} (deltaflow jobs --parent {job['id'][:8]})"))
+    return rows
 
 
 def layer_table(layer: dict, epoch: int) -> Table:

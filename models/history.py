@@ -10,6 +10,9 @@ chunk (`substr`, uncompressed on PostgreSQL so that only those bytes are read); 
 one column of one chunk's (P, count) matrix. The epoch-0 snapshot is a chunk of its own, so a
 worker that starts a job again may write it again and the insert is ignored as a repeat.
 
+A fork's history is its ancestors' epochs up to the fork then its own (models/lineage.py): the
+readers take its segments and read each where it is stored.
+
 Functions add statements to the caller's transaction; they never commit.
 """
 
@@ -17,13 +20,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.orm import Session
 
 from models.bulk import insert_ignore, query
+from models.lineage import MAX_EPOCH, Segment
 from models.tables import EPOCH_FIELDS, PER_LAYER_FIELDS, EpochChunk, SnapshotChunk
 
 CHUNK_BYTES = 1 << 20  # parameters per snapshot chunk, at most (or one snapshot, if larger)
@@ -31,6 +34,8 @@ EPOCHS_PER_CHUNK = 10_000  # a flush of a fast job writes several (XOR trains ~3
 F8 = np.dtype("<f8")
 I4 = np.dtype("<i4")
 _EPOCH_KEYS = ("job_id", "first_epoch")
+# A job's history is its id (its own epochs) or the segments models.lineage.segments gives.
+History = uuid.UUID | Sequence[Segment]
 _SNAPSHOT_COLUMNS = ("job_id", "first_epoch", "last_epoch", "count", "epochs", "parameters")
 
 
@@ -77,7 +82,7 @@ def write_snapshots(
 
 def epoch_columns(
     s: Session,
-    job_id: uuid.UUID,
+    where: History,
     fields: Sequence[str],
     n_layers: int,
     *,
@@ -87,12 +92,29 @@ def epoch_columns(
 ) -> dict[str, np.ndarray]:
     """Epochs first..last (the first `limit` of them) as columns: "epoch" (int64), each field
     as float64 with NaN for a missing value, the per-layer fields as (n, L) arrays."""
-    upper = last if last is not None else 2**31 - 1
+    upper = last if last is not None else MAX_EPOCH
+    parts: list[dict[str, np.ndarray]] = []
+    for seg in _segments(where):
+        lo, hi = max(first, seg.first), min(upper, seg.last)
+        left = None if limit is None else limit - sum(int(p["epoch"].size) for p in parts)
+        if lo <= hi and (left is None or left > 0):
+            parts.append(_columns(s, seg.job_id, fields, n_layers, lo, hi, left))
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return _decode([], fields, n_layers)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _columns(
+    s: Session, job_id: uuid.UUID, fields: Sequence[str], n_layers: int, first: int, last: int,
+    limit: int | None,
+) -> dict[str, np.ndarray]:  # fmt: skip
     spans = query(
         s,
         "SELECT first_epoch, last_epoch FROM epoch_chunks WHERE job_id = %s "
         "AND last_epoch >= %s AND first_epoch <= %s ORDER BY first_epoch",
-        (job_id, first, upper),
+        (job_id, first, last),
     )
     spans = _enough(spans, first, limit)
     columns = ", ".join(["first_epoch", "last_epoch", *fields])
@@ -103,7 +125,7 @@ def epoch_columns(
         (job_id, spans[0][0], spans[-1][0]),
     ) if spans else []  # fmt: skip
     out = _decode(rows, fields, n_layers)
-    keep = (out["epoch"] >= first) & (out["epoch"] <= upper)
+    keep = (out["epoch"] >= first) & (out["epoch"] <= last)
     return {k: v[keep][:limit] for k, v in out.items()}
 
 
@@ -144,81 +166,127 @@ def epoch_count(s: Session, job_id: uuid.UUID) -> tuple[int, int | None, int | N
     return int(row[0] or 0), row[1], row[2], int(row[3])
 
 
-def snapshot_epochs(s: Session, job_id: uuid.UUID, *, after: int = -1, limit: int) -> list[int]:
+def snapshot_epochs(s: Session, where: History, *, after: int = -1, limit: int) -> list[int]:
     """The first `limit` snapshot epochs after `after`, ascending."""
-    rows = query(
-        s,
-        "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND last_epoch > %s "
-        "ORDER BY first_epoch LIMIT %s",
-        (job_id, after, limit),  # each chunk holds one snapshot at least
-    )
-    found = np.concatenate([np.frombuffer(r[0], I4) for r in rows]) if rows else np.empty(0)
-    return [int(e) for e in found[found > after][:limit]]
-
-
-def snapshot(
-    s: Session, job_id: uuid.UUID, epoch: int | None, dtype: np.dtype
-) -> tuple[int, np.ndarray]:
-    """(epoch, θ) of the snapshot at `epoch` (None: the latest); KeyError if there is none."""
-    where, params = "", list[Any]([job_id])
-    if epoch is not None:
-        where = "AND first_epoch <= %s AND last_epoch >= %s"
-        params += [epoch, epoch]
-    rows = query(
-        s,
-        f"SELECT count, epochs, parameters FROM snapshot_chunks WHERE job_id = %s {where} "
-        "ORDER BY first_epoch DESC LIMIT 1",
-        params,
-    )
-    if not rows:
-        raise KeyError(epoch)
-    count, epochs_bytes, parameters = rows[0]
-    epochs = np.frombuffer(epochs_bytes, I4)
-    m = count - 1 if epoch is None else int(np.searchsorted(epochs, epoch))
-    if m == count or (epoch is not None and epochs[m] != epoch):
-        raise KeyError(epoch)
-    matrix = np.frombuffer(parameters, dtype.newbyteorder("<")).reshape(-1, count)
-    return int(epochs[m]), matrix[:, m].copy()
-
-
-def nearest_snapshots(s: Session, job_id: uuid.UUID, epoch: int) -> list[int]:
-    """The snapshot epochs nearest to `epoch` below and above it (those that exist)."""
-    below = query(
-        s,
-        "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND first_epoch < %s "
-        "ORDER BY first_epoch DESC LIMIT 1",
-        (job_id, epoch),
-    )
-    above = query(
-        s,
-        "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND last_epoch > %s "
-        "ORDER BY first_epoch LIMIT 1",
-        (job_id, epoch),
-    )
-    found = []
-    if below:
-        epochs = np.frombuffer(below[0][0], I4)
-        found.append(int(epochs[epochs < epoch][-1]))
-    if above:
-        epochs = np.frombuffer(above[0][0], I4)
-        found.append(int(epochs[epochs > epoch][0]))
+    found: list[int] = []
+    for seg in _segments(where):
+        if seg.last <= after or len(found) >= limit:
+            continue
+        rows = query(
+            s,
+            "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND last_epoch > %s "
+            "AND first_epoch <= %s ORDER BY first_epoch LIMIT %s",
+            (
+                seg.job_id,
+                max(after, seg.first - 1),
+                seg.last,
+                limit,
+            ),  # a snapshot a chunk, at least
+        )
+        found += _within(rows, max(after + 1, seg.first), seg.last)[: limit - len(found)]
     return found
 
 
-def trajectory(s, job_id: uuid.UUID, dtype: np.dtype, index: int) -> tuple[list[int], list[float]]:
+def _within(rows: list[tuple], lo: int, hi: int) -> list[int]:
+    """The epochs of snapshot chunks' `epochs` columns (each row's first) in lo..hi."""
+    if not rows:
+        return []
+    epochs = np.concatenate([np.frombuffer(r[0], I4) for r in rows])
+    return [int(e) for e in epochs[(epochs >= lo) & (epochs <= hi)]]
+
+
+def snapshot(
+    s: Session, where: History, epoch: int | None, dtype: np.dtype
+) -> tuple[int, np.ndarray]:
+    """(epoch, θ) of the snapshot at `epoch` (None: the latest); KeyError if there is none."""
+    for seg in reversed(_segments(where)):
+        if epoch is not None and not seg.first <= epoch <= seg.last:
+            continue
+        at = epoch if epoch is not None else _latest(s, seg)
+        if at is None:
+            continue
+        rows = query(
+            s,
+            "SELECT count, epochs, parameters FROM snapshot_chunks WHERE job_id = %s "
+            "AND first_epoch <= %s AND last_epoch >= %s",
+            (seg.job_id, at, at),
+        )
+        if rows:
+            count, epochs_bytes, parameters = rows[0]
+            epochs = np.frombuffer(epochs_bytes, I4)
+            m = int(np.searchsorted(epochs, at))
+            if m < count and epochs[m] == at:
+                matrix = np.frombuffer(parameters, dtype.newbyteorder("<")).reshape(-1, count)
+                return at, matrix[:, m].copy()
+        if epoch is not None:
+            break
+    raise KeyError(epoch)
+
+
+def _latest(s: Session, seg: Segment) -> int | None:
+    """The segment's last snapshot epoch."""
+    rows = query(
+        s,
+        "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND first_epoch <= %s "
+        "ORDER BY first_epoch DESC LIMIT 1",
+        (seg.job_id, seg.last),
+    )
+    found = _within(rows, seg.first, seg.last)
+    return found[-1] if found else None
+
+
+def nearest_snapshots(s: Session, where: History, epoch: int) -> list[int]:
+    """The snapshot epochs nearest to `epoch` below and above it (those that exist)."""
+    below = above = None
+    for seg in reversed(_segments(where)):
+        if below is None and seg.first < epoch:
+            rows = query(
+                s,
+                "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND first_epoch < %s "
+                "ORDER BY first_epoch DESC LIMIT 1",
+                (seg.job_id, min(epoch, seg.last + 1)),
+            )
+            found = _within(rows, seg.first, min(epoch - 1, seg.last))
+            below = found[-1] if found else None
+    for seg in _segments(where):
+        if above is None and seg.last > epoch:
+            rows = query(
+                s,
+                "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND last_epoch > %s "
+                "ORDER BY first_epoch LIMIT 1",
+                (seg.job_id, max(epoch, seg.first - 1)),
+            )
+            found = _within(rows, max(epoch + 1, seg.first), seg.last)
+            above = found[0] if found else None
+    return [e for e in (below, above) if e is not None]
+
+
+def trajectory(s, where: History, dtype: np.dtype, index: int) -> tuple[list[int], list[float]]:
     """Element `index` of θ at every snapshot: one substr per chunk, the parameter's values
     across that chunk, so whole snapshots are never read."""
     size = dtype.itemsize
-    rows = query(
-        s,
-        "SELECT epochs, substr(parameters, CAST(%s * count + 1 AS INTEGER), "
-        "CAST(%s * count AS INTEGER)) FROM snapshot_chunks WHERE job_id = %s "
-        "ORDER BY first_epoch",
-        (index * size, size, job_id),
-    )
-    epochs = b"".join(r[0] for r in rows)
-    values = np.frombuffer(b"".join(r[1] for r in rows), dtype.newbyteorder("<"))
-    return np.frombuffer(epochs, I4).tolist(), values.tolist()
+    epochs, values = [], []
+    for seg in _segments(where):
+        rows = query(
+            s,
+            "SELECT epochs, substr(parameters, CAST(%s * count + 1 AS INTEGER), "
+            "CAST(%s * count AS INTEGER)) FROM snapshot_chunks WHERE job_id = %s "
+            "AND last_epoch >= %s AND first_epoch <= %s ORDER BY first_epoch",
+            (index * size, size, seg.job_id, seg.first, seg.last),
+        )
+        at = np.frombuffer(b"".join(r[0] for r in rows), I4)
+        value = np.frombuffer(b"".join(r[1] for r in rows), dtype.newbyteorder("<"))
+        keep = (at >= seg.first) & (at <= seg.last)
+        epochs += at[keep].tolist()
+        values += value[keep].tolist()
+    return epochs, values
+
+
+def _segments(where: History) -> Sequence[Segment]:
+    """A job's own history is one segment; a fork's, its ancestors' then its own."""
+    if isinstance(where, uuid.UUID):
+        return (Segment(where, 0, MAX_EPOCH),)
+    return where
 
 
 def delete(s: Session, job_id: uuid.UUID) -> None:

@@ -40,7 +40,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from models import lineage
 from models.base import UtcDateTime, utcnow
+from models.lineage import ForkStart
 from models.status import JobStatus
 from models.tables import Checkpoint, Job, JobAttempt
 
@@ -73,6 +75,7 @@ class Claim:
     best_loss: float | None
     epochs_done: int  # stored already: a worker writes only the epochs after it
     checkpoint: Checkpoint | None  # the state to resume from, if the job has trained before
+    fork: ForkStart | None = None  # for a fork's first run: where its starting state comes from
 
 
 class LeaseLost(Exception):
@@ -100,7 +103,10 @@ _LEASE = {
     "lease_owner": bindparam("lease_id"),
     "lease_expires_at": bindparam("expires", type_=UtcDateTime()),
 }
-_CLAIMED = (_c.attempt, _c.spec, _c.dataset_id, _c.tags, _c.best_loss, _c.epochs_done)
+_CLAIMED = (
+    _c.attempt, _c.spec, _c.dataset_id, _c.tags, _c.best_loss, _c.epochs_done, _c.parent_id,
+    _c.forked_at_epoch,
+)  # fmt: skip
 _TAKE = (
     update(_JOBS)
     .where(_c.id == bindparam("job"))
@@ -174,14 +180,17 @@ def claim(
         if row is None:
             return None
         close_attempts(s, job_id, LEASE_EXPIRED, now)  # a holder that died before the reaper
-    checkpoint = s.get(Checkpoint, job_id) if row.epochs_done else None
-    start = checkpoint.epoch if checkpoint else 0
+    checkpoint = lineage.latest_checkpoint(s, job_id) if row.epochs_done else None
+    fork = None
+    if checkpoint is None and row.parent_id is not None:  # a fork that has not started yet
+        fork = lineage.fork_start(s, row.parent_id, row.forked_at_epoch)
+    start = checkpoint.epoch if checkpoint else row.forked_at_epoch or 0
     number = s.execute(
         _ATTEMPT_ROW, {"job": job_id, "lease_id": owner, "threads": blas_threads, "now": now,
                        "start": start},
     ).scalar_one()  # fmt: skip
     return Claim(Lease(job_id, owner, row.attempt, number), row.spec, row.dataset_id, row.tags,
-                 row.best_loss, row.epochs_done, checkpoint)  # fmt: skip
+                 row.best_loss, row.epochs_done, checkpoint, fork)  # fmt: skip
 
 
 def _fenced(lease: Lease, progress: Progress, **more: Any) -> dict[str, Any]:

@@ -118,6 +118,11 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_sha256: Mapped[str | None] = mapped_column(String(64))  # of the body the key made
+    # A fork continues its parent's state after forked_at_epoch (api/forks.py); root_id is the
+    # job at the top of its tree. All three are NULL for a job that is not a fork.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    forked_at_epoch: Mapped[int | None]
+    root_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
 
 
 class JobAttempt(Base):
@@ -240,16 +245,17 @@ class SnapshotChunk(Base):
 
 class Checkpoint(Base):
     """A resumable state of a job: Trainer.state() as a JSON part and packed arrays, after
-    `epoch`. Written every DELTAFLOW_CHECKPOINT_INTERVAL seconds and when a run ends, so it may
-    lag the stored history; a worker resuming from it replays the epochs in between without
-    storing them again (worker/runner.py)."""
+    `epoch`. Written every DELTAFLOW_CHECKPOINT_INTERVAL seconds and when a run ends, so the
+    latest may lag the stored history; a worker resuming from it replays the epochs in between
+    without storing them again (worker/runner.py). Every one is kept: they are the keyframes
+    from which the state after any stored epoch is rebuilt for a fork (worker/forks.py)."""
 
     __tablename__ = "checkpoints"
 
     job_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
     )
-    epoch: Mapped[int]
+    epoch: Mapped[int] = mapped_column(primary_key=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON)
     arrays: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

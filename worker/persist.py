@@ -56,6 +56,7 @@ class FlushBuffer:
         self.best_loss = best_loss
         self.last_loss: float | None = None
         self._last_snapshot = -1
+        self.keyframe: dict[str, Any] | None = None  # a fork's starting state, for its first flush
 
     def add(self, r: EpochResult, trainer: Trainer) -> None:
         if r.epoch <= self.stored:
@@ -113,8 +114,11 @@ class FlushBuffer:
             history.write_epochs(s, job_id, done - len(columns["loss"]) + 1, columns)
         epochs, thetas = self.snapshots()
         history.write_snapshots(s, job_id, epochs, thetas)
+        keys = ("job_id", "epoch")
+        if self.keyframe is not None:
+            upsert(s, Checkpoint, self.keyframe, keys)
         if trainer is not None:
-            upsert(s, Checkpoint, checkpoint_values(job_id, trainer), ("job_id",))
+            upsert(s, Checkpoint, checkpoint_values(job_id, trainer), keys)
 
     def metrics(self) -> dict[str, Any]:
         """What writing this buffer adds to the worker's counters (worker/metrics.py)."""
@@ -124,6 +128,7 @@ class FlushBuffer:
         return {"epochs_trained": len(self.results), "epoch_seconds": histogram(ms / 1e3)}
 
     def clear(self) -> None:
+        self.keyframe = None
         self.results.clear()
         self.snapshot_epochs.clear()
         self.thetas.clear()

@@ -40,10 +40,11 @@ from models.bulk import dataset_arrays
 from models.lifecycle import Claim, Lease, LeaseLost
 from models.status import JobStatus
 from settings import Settings
+from worker import forks
 from worker.datacache import DataCache
 from worker.logs import bind_attempt, job_context
 from worker.metrics import Recorder, histogram
-from worker.persist import FlushBuffer, load_checkpoint
+from worker.persist import FlushBuffer, checkpoint_values, load_checkpoint
 
 log = logging.getLogger(__name__)
 RETRYABLE = (OperationalError, InterfaceError, DisconnectionError)  # the database went away
@@ -145,15 +146,21 @@ class Runner:
             return Outcome.LEASE_LOST
 
     def _trainer(self, claimed: Claim) -> Trainer:
-        """The job's Trainer, restored from its checkpoint if it has one; ValueError (or a
-        ValidationError) for a spec or data this version of the engine cannot use."""
+        """The job's Trainer: restored from its checkpoint if it has one, started from its
+        parent's state if it is a fork's first run; ValueError (or a ValidationError) for a spec
+        or data this version of the engine cannot use."""
         spec = TrainSpec.model_validate(claimed.spec)
-        x, y = self.datasets.get(claimed.dataset_id, lambda: self._dataset(claimed.dataset_id))
+        x, y = self._cached_dataset(claimed.dataset_id)
         if self.settings.fault_hooks:
             self._kill_at = _fault_epoch(claimed.tags)
-        if claimed.checkpoint is None:
-            return Trainer(spec, x, y)
-        return Trainer.restore(spec, x, y, load_checkpoint(claimed.checkpoint))
+        if claimed.checkpoint is not None:
+            return Trainer.restore(spec, x, y, load_checkpoint(claimed.checkpoint))
+        if claimed.fork is not None:
+            return forks.start(spec, x, y, claimed.fork, self._cached_dataset)
+        return Trainer(spec, x, y)
+
+    def _cached_dataset(self, dataset_id: uuid.UUID) -> tuple[Any, Any]:
+        return self.datasets.get(dataset_id, lambda: self._dataset(dataset_id))
 
     def _dataset(self, dataset_id: uuid.UUID) -> tuple[Any, Any]:
         def read() -> tuple[Any, Any]:
@@ -170,7 +177,9 @@ class Runner:
             return self._flush(lease, FlushBuffer(1, None), FAILED, error=f"bad data: {exc}")
         spec = trainer.spec
         buffer = FlushBuffer(spec.snapshot_every, claimed.best_loss, claimed.epochs_done)
-        if claimed.checkpoint is None:
+        if claimed.fork is not None and claimed.checkpoint is None:
+            buffer.keyframe = checkpoint_values(lease.job_id, trainer)
+        elif claimed.checkpoint is None:
             buffer.add_snapshot(0, trainer)
         interval = self.settings.flush_interval
         next_flush = time.monotonic() + interval

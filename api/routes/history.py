@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Response
 from api import history, pagination
 from api.deps import OwnerDep, SessionDep, get_owned
 from api.errors import problems, unprocessable
-from api.fields import MAX_EPOCH, CursorQuery
+from api.fields import MAX_EPOCH, CursorQuery, OwnQuery
 from api.schemas import (
     EpochColumns,
     EpochRows,
@@ -26,6 +26,7 @@ from api.schemas import (
 from backprop.layout import Layout, parameter_name
 from backprop.spec import TrainSpec
 from models import history as stored
+from models import lineage
 from models.tables import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["history"])
@@ -56,13 +57,14 @@ def list_epochs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     cursor: CursorQuery = None,
+    own: OwnQuery = False,
 ) -> Response:
     """Per-epoch metrics in epoch order: a range, chosen fields, rows or columns, and an even
     downsample that always keeps the first, last, minimum-loss and maximum-loss epochs."""
     job = get_owned(session, Job, job_id, owner)
     chosen = history.parse_fields(fields)
     n_layers = len(TrainSpec.model_validate(job.spec).network.layers) - 1
-    rng = history.EpochRange(job_id, n_layers, start, end)
+    rng = history.EpochRange(lineage.segments(session, job, own=own), n_layers, start, end)
     downsampled = next_cursor = None
     if points is not None:
         if cursor:
@@ -103,11 +105,13 @@ def list_snapshots(
     owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
     cursor: CursorQuery = None,
+    own: OwnQuery = False,
 ):
     """The epochs that have a snapshot (0 is the initial network)."""
-    get_owned(session, Job, job_id, owner)
+    job = get_owned(session, Job, job_id, owner)
     after = pagination.decode(cursor, pagination.epoch) if cursor else -1
-    epochs = stored.snapshot_epochs(session, job_id, after=after, limit=limit + 1)
+    where = lineage.segments(session, job, own=own)
+    epochs = stored.snapshot_epochs(session, where, after=after, limit=limit + 1)
     items = [{"epoch": e} for e in epochs[:limit]]
     next_cursor = pagination.encode(epochs[limit - 1]) if len(epochs) > limit else None
     return {"items": items, "next_cursor": next_cursor}
@@ -124,12 +128,15 @@ def read_snapshot(
     session: SessionDep,
     owner: OwnerDep,
     format: Annotated[Literal["json", "npz"], Query()] = "json",
+    own: OwnQuery = False,
 ):
     """W^l and b^l at an epoch in the seed's convention (weights[k][j] = w^l_kj); or, with
     `format=npz`, a file numpy.load opens with allow_pickle=False, keys W1, b1, W2, b2, …"""
     job = get_owned(session, Job, job_id, owner)
     spec = TrainSpec.model_validate(job.spec)
-    at, theta = history.snapshot(session, job_id, spec, None if epoch == "latest" else int(epoch))
+    at, theta = history.snapshot(
+        session, job, spec, None if epoch == "latest" else int(epoch), own=own
+    )
     Ws, bs = Layout(spec.network.layers).split(theta)
     if format == "npz":
         arrays = {f"W{l}": W for l, W in enumerate(Ws, 1)} | {
@@ -159,13 +166,15 @@ def read_trajectory(
     param: Annotated[Literal["weight", "bias"], Query()],
     k: Annotated[int, Query(description="Neuron k of layer l (0-based).")],
     j: Annotated[int | None, Query(description="Neuron j of layer l-1 (weights only).")] = None,
+    own: OwnQuery = False,
 ) -> Response:
     """The exact value of w^l_kj (or b^l_k) at every snapshot epoch."""
     job = get_owned(session, Job, job_id, owner)
     spec = TrainSpec.model_validate(job.spec)
     layout = Layout(spec.network.layers)
     index = history.parameter_index(layout, layer, param, k, j)
-    epochs, values = stored.trajectory(session, job_id, np.dtype(spec.dtype), index)
+    where = lineage.segments(session, job, own=own)
+    epochs, values = stored.trajectory(session, where, np.dtype(spec.dtype), index)
     name = parameter_name(layer, k, j if param == "weight" else None)
     body = {"name": name, "layer": layer, "param": param, "k": k, "j": j}
     return Response(

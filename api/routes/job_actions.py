@@ -31,7 +31,7 @@ from api.schemas import (
 from backprop.network import Network
 from backprop.spec import TrainSpec
 from models import history as stored
-from models import lifecycle
+from models import lifecycle, lineage
 from models.status import TERMINAL
 from models.tables import Checkpoint, Job, JobTag
 
@@ -68,7 +68,7 @@ def cancel_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> Job:
     "/{job_id}",
     status_code=204,
     responses=problems(404, 422)
-    | {409: {"model": Problem, "description": "The job is queued or running."}},
+    | {409: {"model": Problem, "description": "The job is queued or running, or has forks."}},
 )
 def delete_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> None:
     """Delete a finished job with its epochs, snapshots, checkpoint and tags; keep its data set,
@@ -77,6 +77,8 @@ def delete_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> None:
         job = get_owned(session, Job, job_id, owner)
         if not job.status.terminal:
             raise _still_running(job_id, job.status)
+        if forks := lineage.children(session, job_id):
+            raise HTTPException(409, detail=_has_forks(job_id, forks))
         # The history has no foreign key (models.tables), so nothing cascades to it.
         stored.delete(session, job_id)
         for table in (Checkpoint, JobTag):
@@ -88,6 +90,18 @@ def delete_job(job_id: JobId, session: SessionDep, owner: OwnerDep) -> None:
         ).first()
         if gone is None:
             raise _still_running(job_id, "queued again")
+
+
+def _has_forks(job_id: uuid.UUID, forks: list[uuid.UUID]) -> str:
+    """Forks read their parent's epochs up to the fork where they are stored, so a parent
+    goes only after them: deleting it would take their history's first part."""
+    named = ", ".join(map(str, forks[:10])) + (
+        f" and {len(forks) - 10} more" if len(forks) > 10 else ""
+    )
+    return (
+        f"job {job_id} has {len(forks)} fork(s) whose history includes its epochs: {named}; "
+        "delete the forks first"
+    )
 
 
 def _still_running(job_id: uuid.UUID, status: str) -> HTTPException:
@@ -105,7 +119,7 @@ def predict(job_id: JobId, body: PredictIn, session: SessionDep, owner: OwnerDep
         job = get_owned(session, Job, job_id, owner)
         spec = TrainSpec.model_validate(job.spec)
         _check_width(body.x, spec.network.layers[0])
-        at, theta = history.snapshot(session, job_id, spec, body.epoch)
+        at, theta = history.snapshot(session, job, spec, body.epoch)
     net = _network(spec, theta)
     with np.errstate(over="ignore", invalid="ignore"):
         outputs = net.predict(np.asarray(body.x, dtype=np.float64))
@@ -192,8 +206,11 @@ def _poll(
         job = s.get(Job, job_id)
         if job is None:
             return None, []
+        where = lineage.segments(
+            s, job
+        )  # a fork's: its parent's epochs up to the fork, then its own
         cols = stored.epoch_columns(
-            s, job_id, ["loss", "val_loss"], 0, first=after + 1, limit=EVENT_ROWS
+            s, where, ["loss", "val_loss"], 0, first=after + 1, limit=EVENT_ROWS
         )
         val = [None if np.isnan(v) else v for v in cols["val_loss"].tolist()]
         points = [

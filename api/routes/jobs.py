@@ -62,12 +62,18 @@ def list_jobs(
     batch_id: uuid.UUID | None = None,
     created_after: IsoTime | None = None,
     created_before: IsoTime | None = None,
+    parent_id: Annotated[uuid.UUID | None, Query(description="Forks of this job.")] = None,
+    root_id: Annotated[
+        uuid.UUID | None, Query(description="This job and every fork below it.")
+    ] = None,
     order_by: listing.Order = "-created_at",
     limit: PageLimit = 50,
     cursor: CursorQuery = None,
 ):
     """Jobs, filtered, newest first unless `order_by` says otherwise."""
-    where = listing.filters(owner, status, name, tag, batch_id, created_after, created_before)
+    where = listing.filters(
+        owner, status, name, tag, batch_id, created_after, created_before, parent_id, root_id
+    )
     items, next_cursor = listing.page(session, where, order_by, limit, cursor)
     return {"items": items, "next_cursor": next_cursor}
 

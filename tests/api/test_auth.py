@@ -187,6 +187,8 @@ def test_another_owners_ids_answer_404_and_lists_are_ones_own(client):
         ("GET", f"/v1/jobs/{job}/trajectory?param=weight&layer=1&k=0&j=0"),
         ("GET", f"/v1/jobs/{job}/events"),
         ("POST", f"/v1/jobs/{job}/predict"),
+        ("POST", f"/v1/jobs/{job}/fork"),
+        ("GET", f"/v1/jobs/{job}/lineage"),
         ("POST", f"/v1/jobs/{job}/cancel"),
         ("DELETE", f"/v1/jobs/{job}"),
         ("GET", f"/v1/datasets/{dataset}"),
@@ -194,7 +196,8 @@ def test_another_owners_ids_answer_404_and_lists_are_ones_own(client):
         ("POST", f"/v1/batches/{batch}/retry"),
     ]
     for method, path in reads:
-        r = client.request(method, path, headers=bob, json={"x": [[0, 1]]})
+        body = {} if path.endswith("/fork") else {"x": [[0, 1]]}
+        r = client.request(method, path, headers=bob, json=body)
         assert r.status_code == 404, (method, path, r.text)
     for path in ("/v1/jobs", f"/v1/jobs?batch_id={batch}", "/v1/datasets", "/v1/batches"):
         assert client.get(path, headers=bob).json()["items"] == [], path
@@ -210,6 +213,11 @@ def test_nobody_references_another_owners_dataset(client, sessions):
     r = client.post("/v1/jobs", json=job_body, headers=bob)
     assert r.status_code == 404 and dataset in r.json()["message"]
     r = client.post("/v1/batches", json={"name": "g", "base": job_body, "grid": {}}, headers=bob)
+    assert r.status_code == 404 and dataset in r.json()["message"]
+    own = client.post("/v1/jobs", json=XOR_JOB, headers=bob).json()["id"]
+    before = row_counts(sessions)
+    fork = {"epoch": 0, "overrides": {"dataset": dataset}}
+    r = client.post(f"/v1/jobs/{own}/fork", json=fork, headers=bob)
     assert r.status_code == 404 and dataset in r.json()["message"]
     assert row_counts(sessions) == before
 

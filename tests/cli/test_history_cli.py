@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
+from tests.cli.helpers import error_line, invoke
 from tests.factories import HTTP
 
 # tests/cli/conftest.py's service is shared by this module and others: one xdist worker runs them.
@@ -38,25 +37,12 @@ DIVERGING = {
     "grid": {"optimizer.learning_rate": [0.1, 1e6]},
 }
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-runner = CliRunner()
 
 
 def write(tmp: Path, body: dict) -> str:
     path = tmp / f"{body['name']}.json"
     path.write_text(json.dumps(body))
     return str(path)
-
-
-def invoke(url: str, *args: str):
-    return runner.invoke(app, [*args, "--url", url])
-
-
-def error_line(result) -> str:
-    """The one line a failed command prints; it must have exited 1."""
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -156,8 +156,9 @@ def _check_attempts(s, job: Job) -> None:
 
 
 def _check_epochs(s, job: Job, references: Path) -> None:
-    epochs = stored_epochs(s, job.id)
-    assert epochs == list(range(1, job.epochs_done + 1)), "an epoch is missing or stored twice"
+    epochs = stored_epochs(s, job.id)  # a fork's own: its parent's are stored with the parent
+    first = (job.forked_at_epoch or 0) + 1
+    assert epochs == list(range(first, job.epochs_done + 1)), "an epoch is missing or stored twice"
     if job.status != "succeeded":
         return
     assert job.epochs_done == job.epochs_total
@@ -185,6 +186,35 @@ def test_whole_workers_killed_five_times(invariants, kind, tmp_path, request):
             restart(stack, name)
         wait_all(stack.url, ids)
         assert invariants(stack, ids) == {"succeeded": 20}
+    finally:
+        stack.stop()
+
+
+def test_forks_with_their_workers_killed(invariants, kind, tmp_path, request):
+    """Forks of finished jobs that train them longer, their workers killed mid-run: each
+    rebuilds its parent's state, resumes from its own checkpoints, and ends bit-identical to
+    an uninterrupted run of its spec (the parent's, with more epochs)."""
+    stack = start(env_for(kind, tmp_path, request), tmp_path)
+    try:
+        parents = submit(stack, 4)
+        wait_all(stack.url, parents)
+        forks = []
+        for i, parent in enumerate(parents):
+            body = {"epoch": 300 + 200 * i, "overrides": {"epochs": 6000}}
+            r = HTTP.post(f"{stack.url}/v1/jobs/{parent}/fork", json=body)
+            assert r.status_code == 201, r.text
+            forks.append(r.json()["id"])
+        rng = random.Random(2)
+        for _ in range(3):
+            time.sleep(rng.uniform(0.3, 1.0))
+            name = rng.choice(["worker-1", "worker-2"])
+            stack.processes[name].send_signal(signal.SIGKILL)
+            stack.processes[name].wait()
+            time.sleep(0.5)
+            restart(stack, name)
+        jobs = wait_all(stack.url, forks)
+        assert invariants(stack, parents + forks) == {"succeeded": 8}
+        assert sum(j["attempt"] for j in jobs) > len(forks), "no kill landed on a fork"
     finally:
         stack.stop()
 

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from models.db import make_engine, session_factory
-from models.tables import Checkpoint, Job, JobAttempt
+from models.lineage import latest_checkpoint
+from models.tables import Job, JobAttempt
 from settings import Settings
 from tests.factories import parameters, reference, store_job
 from tests.worker.conftest import XOR
@@ -79,7 +80,7 @@ def test_a_stopping_worker_releases_its_job(sessions, settings, make_job):
     assert running["outcome"] == Outcome.RELEASED == "released: the worker was shutting down"
     with sessions() as s:
         job = s.get_one(Job, job_id)
-        checkpoint = s.get_one(Checkpoint, job_id)
+        checkpoint = latest_checkpoint(s, job_id)
     assert (job.status, job.attempt, job.lease_owner, job.published_at) == ("queued", 0, None, None)
     assert checkpoint.epoch == job.epochs_done == _epochs(sessions, job_id)[-1] < 3000
     assert _attempts(sessions, job_id)[0].reason == "released: the worker was shutting down"

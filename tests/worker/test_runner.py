@@ -10,7 +10,8 @@ from sqlalchemy import update
 
 from backprop import Trainer, TrainSpec, datasets
 from models.base import utcnow
-from models.tables import Checkpoint, Job
+from models.lineage import latest_checkpoint
+from models.tables import Job
 from tests.factories import (
     parameters,
     reference,
@@ -92,7 +93,7 @@ def test_a_lost_lease_writes_nothing(sessions, settings, make_job, expire_lease)
     assert stale.run_claimed(claimed) == "lease lost"
     assert _epochs(sessions, job_id) == []
     with sessions() as s:
-        assert s.get(Checkpoint, job_id) is None
+        assert latest_checkpoint(s, job_id) is None
     expire_lease(job_id)
     assert winner.run(job_id) == "succeeded"
     assert _epochs(sessions, job_id) == list(range(1, 61))
@@ -111,7 +112,7 @@ def test_a_crashed_job_resumes_bit_identically(
     with pytest.raises(Crash):
         CrashingRunner(sessions, settings, after_flushes=crash_after).run(job_id)
     with sessions() as s:
-        checkpoint = s.get(Checkpoint, job_id)
+        checkpoint = latest_checkpoint(s, job_id)
         assert (checkpoint is None) == (checkpoint_interval > 0)
     done = _epochs(sessions, job_id)
     assert done == list(range(1, len(done) + 1))
@@ -185,7 +186,7 @@ def test_the_checkpoint_holds_the_last_flushed_epoch_when_due(sessions, settings
     with pytest.raises(Crash):
         CrashingRunner(sessions, settings, after_flushes=3).run(job_id)
     with sessions() as s:
-        checkpoint = s.get_one(Checkpoint, job_id)
+        checkpoint = latest_checkpoint(s, job_id)
         job = s.get_one(Job, job_id)
         assert snapshot_epochs(s, job_id)[0] == 0
     assert checkpoint.epoch == job.epochs_done == _epochs(sessions, job_id)[-1]

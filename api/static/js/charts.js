@@ -18,6 +18,34 @@ export const PALETTE = [
   "#b45309",
 ];
 
+// Lighter shades of the first colours: a fork's chart draws its parent's epochs in them.
+export const LIGHT = ["#93c5fd", "#fca5a5", "#86efac", "#d8b4fe"];
+
+// A dashed vertical line at each {x, label} of spec.marks (a fork's epoch).
+function marker(marks) {
+  return {
+    hooks: {
+      draw: (u) => {
+        const { ctx, bbox } = u;
+        ctx.save();
+        ctx.strokeStyle = "#6b7280";
+        ctx.fillStyle = "#374151";
+        ctx.setLineDash([4, 4]);
+        ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+        for (const { x, label } of marks) {
+          const px = u.valToPos(x, "x", true);
+          ctx.beginPath();
+          ctx.moveTo(px, bbox.top);
+          ctx.lineTo(px, bbox.top + bbox.height);
+          ctx.stroke();
+          ctx.fillText(label, px + 4 * devicePixelRatio, bbox.top + 12 * devicePixelRatio);
+        }
+        ctx.restore();
+      },
+    },
+  };
+}
+
 const positive = (column) => column.map((v) => (v === null || !(v > 0) ? null : v));
 
 function view(data, log) {
@@ -47,6 +75,7 @@ function options(spec, width, log) {
     ],
     legend: { live: true },
     cursor: { drag: { x: true, y: false }, points: { size: 6 } },
+    plugins: spec.marks && spec.marks.length ? [marker(spec.marks)] : [],
   };
 }
 
@@ -57,7 +86,7 @@ function fmtTick(v) {
 }
 
 // A line chart in `container`. spec: {series: [{label, stroke?, dash?}], xLabel, yLabel,
-// height, log, points}. data: uPlot's aligned columns [xs, ys1, ys2, …].
+// height, log, points, marks: [{x, label}]}. data: uPlot's aligned columns [xs, ys1, ys2, …].
 export function lineChart(container, spec, data) {
   const chart = { container, spec, data, log: Boolean(spec.log), u: null };
   if (container.uplot) container.uplot.destroy(); // a chart drawn again in the same place
@@ -72,6 +101,7 @@ export function lineChart(container, spec, data) {
     container.uplot = chart.u;
     mark(container, chart.data);
     container.dataset.scale = chart.log ? "log" : "linear";
+    container.dataset.marks = (spec.marks || []).map((m) => m.x).join(",");
   };
   chart.setLog = (log) => {
     chart.log = log;

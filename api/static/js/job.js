@@ -13,6 +13,7 @@ import {
   statusBadge,
   TERMINAL,
 } from "./format.js";
+import { lineageLine } from "./fork.js";
 import { epochsPath, metricCharts } from "./metrics.js";
 import { snapshots } from "./snapshots.js";
 import { trajectories } from "./trajectory.js";
@@ -136,6 +137,11 @@ function header(page) {
   const cancel = h("button", { type: "button", id: "cancel", class: "danger" }, "cancel");
   const facts = h("dl", { class: "facts", id: "job-facts" });
   const ident = h("p", { class: "muted mono" });
+  const lineage = h("p", { class: "lineage", id: "job-lineage" });
+  lineageLine(page.job).then(
+    (parts) => lineage.replaceChildren(...parts),
+    (err) => lineage.replaceChildren(errorBox(err)),
+  );
   const error = h("p", { class: "error", id: "job-error", hidden: true });
   const title = h("span");
   cancel.addEventListener("click", async () => {
@@ -155,6 +161,7 @@ function header(page) {
     { class: "job-head" },
     h("h1", {}, title, " ", badge, " ", cancel),
     ident,
+    lineage,
     facts,
     error,
   );

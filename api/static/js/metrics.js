@@ -1,7 +1,7 @@
 // The per-epoch charts of a job page: loss (training and validation), accuracy when the loss
 // has one, and the gradient norms ‖∂C/∂W^l‖ and ‖∂C/∂b^l‖ of every layer on one chart.
 
-import { lineChart, PALETTE, scaleToggle } from "./charts.js";
+import { LIGHT, lineChart, PALETTE, scaleToggle } from "./charts.js";
 import { h, sup } from "./format.js";
 
 const MAX_POINTS = 2000; // a long history is downsampled by the API (first/last/min/max kept)
@@ -47,14 +47,35 @@ export function metricCharts(job) {
   accuracy.node.hidden = true;
   const charts = {};
 
+  // A fork's chart draws its parent's epochs (≤ k) in a lighter shade, then its own from k on
+  // (k in both, so the lines join), and marks the fork epoch.
+  const k = job.forked_at_epoch ?? null;
+  const split = (column, xs) =>
+    k === null
+      ? [column]
+      : [xs.map((e, i) => (e <= k ? column[i] : null)), xs.map((e, i) => (e >= k ? column[i] : null))];
+  const named = (label, stroke, light) =>
+    k === null
+      ? [{ label, stroke }]
+      : [{ label: `${label}, parent's (≤ ${k})`, stroke: light }, { label, stroke }];
+  let withVal = false;
+
   function lossColumns(cols) {
-    const data = [cols.epoch, cols.loss];
-    const series = [{ label: "training loss" }];
-    if (job.spec.validation_split > 0 || hasValues(cols.val_loss)) {
-      data.push(cols.val_loss);
-      series.push({ label: "validation loss" });
+    withVal = job.spec.validation_split > 0 || hasValues(cols.val_loss);
+    const data = [cols.epoch, ...split(cols.loss, cols.epoch)];
+    const series = named("training loss", PALETTE[0], LIGHT[0]);
+    if (withVal) {
+      data.push(...split(cols.val_loss, cols.epoch));
+      series.push(...named("validation loss", PALETTE[1], LIGHT[1]));
     }
     return { data, series };
+  }
+
+  // A streamed point as a row of the loss chart's columns.
+  function lossRow(p) {
+    const row = [p.epoch, ...split([p.loss], [p.epoch]).map((c) => c[0])];
+    if (withVal) row.push(...split([p.val_loss], [p.epoch]).map((c) => c[0]));
+    return row;
   }
 
   function gradColumns(cols) {
@@ -97,7 +118,8 @@ export function metricCharts(job) {
     note.textContent = d
       ? `${d.points} of ${d.of} epochs shown (first, last, lowest and highest loss kept); drag to zoom, double-click to reset`
       : "drag to zoom, double-click to reset";
-    show("loss", loss, lossColumns(cols), { yLabel: "loss", log: true, toggle: true });
+    const marks = k === null ? [] : [{ x: k, label: `forked at ${k}` }];
+    show("loss", loss, lossColumns(cols), { yLabel: "loss", log: true, toggle: true, marks });
     read = cols.epoch.length;
     show("grads", grads, gradColumns(cols), { yLabel: "norm", log: true, toggle: true });
     accuracy.node.hidden = !hasValues(cols.accuracy);
@@ -120,12 +142,9 @@ export function metricCharts(job) {
     drawing = null;
     const chart = charts.loss;
     if (!chart) return;
-    const withVal = chart.data.length > 2;
     const xs = chart.data[0];
     const last = xs.length ? xs[xs.length - 1] : -1;
-    const rows = pending
-      .filter((p) => p.epoch > last)
-      .map((p) => (withVal ? [p.epoch, p.loss, p.val_loss] : [p.epoch, p.loss]));
+    const rows = pending.filter((p) => p.epoch > last).map(lossRow);
     pending = [];
     if (rows.length) chart.append(rows);
     if (chart.data[0].length - read > MAX_LIVE) chart.setData(halve(chart.data, read));

@@ -3,6 +3,7 @@
 
 import { download, request } from "./api.js";
 import { errorBox, h, sup } from "./format.js";
+import { forkControl } from "./fork.js";
 import { heatmap } from "./heatmap.js";
 
 const MAX_PAGES = 20; // 20 × 10,000 snapshot epochs is more than a slider can tell apart
@@ -42,6 +43,8 @@ export function snapshots(job) {
   const label = h("output", { id: "snapshot-epoch" }, "–");
   const save = h("button", { type: "button", id: "download-npz" }, "download npz");
   const message = h("div");
+  let shown = null;
+  const fork = forkControl(job, () => shown);
   const node = h(
     "section",
     { class: "card" },
@@ -52,13 +55,14 @@ export function snapshots(job) {
       h("label", {}, "layer ", layer),
       h("label", { class: "grow" }, "epoch ", slider, " ", label),
       save,
+      fork.button,
     ),
+    fork.form,
     message,
     map.node,
   );
   let epochs = [];
   const cache = new Map(); // epoch → layers, so sliding back and forth reads each once
-  let shown = null;
 
   const epochAt = () => epochs[Number(slider.value)];
 
@@ -81,6 +85,7 @@ export function snapshots(job) {
     const l = Number(layer.value);
     const { weights, biases } = layers[l - 1];
     shown = epoch;
+    fork.update();
     map.draw(l, epoch, weights, biases);
   }
 
