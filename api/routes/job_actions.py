@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import history
 from api.deps import OwnerDep, SessionDep, get_owned
 from api.errors import problems, unprocessable
-from api.fields import MAX_EPOCH
+from api.fields import MAX_EPOCH, OwnQuery
 from api.schemas import (
     EpochPoint,
     EpochsEvent,
@@ -111,7 +111,9 @@ def _still_running(job_id: uuid.UUID, status: str) -> HTTPException:
 
 
 @router.post("/{job_id}/predict", response_model=PredictOut, responses=problems(404, 413, 422))
-def predict(job_id: JobId, body: PredictIn, session: SessionDep, owner: OwnerDep) -> PredictOut:
+def predict(
+    job_id: JobId, body: PredictIn, session: SessionDep, owner: OwnerDep, own: OwnQuery = False
+) -> PredictOut:
     """a^L for the inputs x, with the parameters of the snapshot at `epoch` (default: latest)."""
     # A transaction of its own, ended before the forward pass: on SQLite every transaction
     # holds the write lock (BEGIN IMMEDIATE), which workers need for their flushes.
@@ -119,7 +121,7 @@ def predict(job_id: JobId, body: PredictIn, session: SessionDep, owner: OwnerDep
         job = get_owned(session, Job, job_id, owner)
         spec = TrainSpec.model_validate(job.spec)
         _check_width(body.x, spec.network.layers[0])
-        at, theta = history.snapshot(session, job, spec, body.epoch)
+        at, theta = history.snapshot(session, job, spec, body.epoch, own=own)
     net = _network(spec, theta)
     with np.errstate(over="ignore", invalid="ignore"):
         outputs = net.predict(np.asarray(body.x, dtype=np.float64))
@@ -170,6 +172,7 @@ async def events(
         int | None,
         Header(ge=0, le=MAX_EPOCH, description="Resume after this epoch (an event's id)."),
     ] = None,
+    own: OwnQuery = False,
 ) -> AsyncIterable[ServerSentEvent]:
     """Server-sent events: `status` on connect and on every change, `epochs` for each batch of
     newly flushed epochs. Every event's id is the last epoch sent, so a reconnecting client
@@ -179,7 +182,7 @@ async def events(
     sent = start
     yield _event(start, after)
     while True:
-        state, rows = await anyio.to_thread.run_sync(_poll, sessions, job_id, after)
+        state, rows = await anyio.to_thread.run_sync(_poll, sessions, job_id, after, own)
         if state is None:
             return  # deleted meanwhile: a reconnecting client gets its 404
         if rows:
@@ -197,18 +200,17 @@ async def events(
 
 
 def _poll(
-    sessions: sessionmaker[Session], job_id: uuid.UUID, after: int
+    sessions: sessionmaker[Session], job_id: uuid.UUID, after: int, own: bool
 ) -> tuple[StatusEvent | None, list[EpochPoint]]:
-    """The job's status, then the epoch rows after `after`, in one short session."""
+    """The job's status, then the epoch rows after `after` (a fork's: its parent's up to the
+    fork, then its own, unless `own`), in one short session."""
     with sessions() as s:
         # The job row is read first: its final status is written in the same transaction as
         # the last epochs, so a finished status read here means every epoch is visible below.
         job = s.get(Job, job_id)
         if job is None:
             return None, []
-        where = lineage.segments(
-            s, job
-        )  # a fork's: its parent's epochs up to the fork, then its own
+        where = lineage.segments(s, job, own=own)
         cols = stored.epoch_columns(
             s, where, ["loss", "val_loss"], 0, first=after + 1, limit=EVENT_ROWS
         )

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from models.tables import Checkpoint
 from tests.api.setups import SETUPS, setup
+from tests.api.test_job_actions import Listener, _listen
 from tests.api.test_job_actions import _epochs as streamed
-from tests.api.test_job_actions import _listen
 from worker.runner import Runner
 
 MOONS_JOB = {
@@ -85,6 +85,11 @@ def test_a_fork_without_overrides_repeats_its_parent_and_shares_its_prefix(
         a = client.post(f"/v1/jobs/{parent['id']}/predict", json=x | {"epoch": epoch}).json()
         assert client.post(f"/v1/jobs/{fork['id']}/predict", json=x | {"epoch": epoch}).json() == a
     assert streamed(_listen(client, fork["id"])) == list(range(1, fork["epochs_done"] + 1))
+    before_fork = client.post(f"/v1/jobs/{fork['id']}/predict?own=true", json=x | {"epoch": 20})
+    assert before_fork.status_code == 404 and "nearest are at epoch 25" in before_fork.text
+    own_events = Listener(client, f"/v1/jobs/{fork['id']}/events?own=true")
+    own_events.start()
+    assert streamed(own_events.finish()) == list(range(24, fork["epochs_done"] + 1))
     params = {"layer": 1, "param": "weight", "k": 3, "j": 1}
     a = client.get(f"/v1/jobs/{parent['id']}/trajectory", params=params).json()
     b = client.get(f"/v1/jobs/{fork['id']}/trajectory", params=params).json()
