@@ -20,11 +20,11 @@ import typing
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from api import datasets, limits, submission
+from api import datasets, limits, space, submission
 from api.errors import unprocessable
 from api.queue import Queue
 from api.schemas import BatchCreate, JobCreate
@@ -65,6 +65,9 @@ def submit(
     return batch, job_ids, created
 
 
+_SPACE = TypeAdapter(space.Space)
+
+
 def size(grid: dict[str, list[Any]]) -> int:
     """Points of the grid's cartesian product."""
     return math.prod(len(values) for values in grid.values())
@@ -80,17 +83,19 @@ def _store(
 ) -> tuple[Batch, list[uuid.UUID]]:
     """Check every grid point against the spec and the data, then add the batch and its jobs
     (and a new data set); returns the batch and its job ids in grid order. No commit."""
-    check_grid(body.grid, settings.max_grid_points)
-    grid_points = points(body.grid)
+    check_grid(body.grid, settings.max_grid_points, body.num_samples)
     # What the client set, without the defaults: a grid point may switch the optimizer's kind,
     # and the defaults of the base's kind (momentum: 0.9) would not fit another (adam).
     base = body.base.model_dump(mode="json", exclude_unset=True)
+    check_space(base, body)
+    grid_points = batch_points(body.grid, body.space, body.num_samples, body.seed)
     specs = [point_spec(base, p) for p in grid_points]
     dataset, name, x, y = datasets.load(session, owner, body.base.dataset)
     check_points(specs, grid_points, x, y, settings)
     dataset = dataset or datasets.store(session, owner, name, x, y)
     batch = Batch(
         id=uuid.uuid4(), owner=owner, name=body.name, base=base, grid=body.grid,
+        space=space.stored(body.space), num_samples=body.num_samples, seed=body.seed,
         idempotency_key=key, request_sha256=digest,
     )  # fmt: skip
     session.add(batch)
@@ -167,7 +172,9 @@ def _job_ids(session: Session, batch: Batch) -> list[uuid.UUID]:
     a repeat's. A job is placed by its grid_point; jobs of equal points (a value listed twice)
     are interchangeable and keep (created_at, id) order; a job deleted since is left out."""
     position: dict[str, int] = {}
-    for i, point in enumerate(points(batch.grid)):
+    every = batch_points(batch.grid, _SPACE.validate_python(batch.space), batch.num_samples,
+                         batch.seed)  # fmt: skip
+    for i, point in enumerate(every):
         position.setdefault(_canonical(point), i)
     rows = session.execute(
         select(Job.id, Job.grid_point)
@@ -211,20 +218,42 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 GRID_PATHS = frozenset(spec_paths())
 
 
-def check_grid(grid: dict[str, list[Any]], max_points: int) -> int:
-    """The number of grid points; 422 for an unknown path or too large a product."""
+def check_grid(grid: dict[str, list[Any]], max_points: int, num_samples: int = 1) -> int:
+    """The number of points (num_samples × the grid's); 422 for an unknown path or too many."""
     for path, values in grid.items():
         check_path(path, ["body", "grid", path])
         if not values:
             raise unprocessable(["body", "grid", path], "give at least one value")
-    points = size(grid)
+    points = size(grid) * num_samples
     if points > max_points:
+        what = "the grid has" if num_samples == 1 else f"{num_samples} samples × the grid make"
         raise unprocessable(
-            ["body", "grid"],
-            f"the grid has {points} points, more than the limit of {max_points} "
+            ["body", "grid" if num_samples == 1 else "num_samples"],
+            f"{what} {points} points, more than the limit of {max_points} "
             "(DELTAFLOW_MAX_GRID_POINTS)",
         )
     return points
+
+
+def check_space(base: dict[str, Any], body: BatchCreate) -> None:
+    """422 naming the path for a sampled path the spec lacks, one the grid lists too, or a
+    distribution whose values the spec refuses (each choice, each end of a range)."""
+    for path, dim in body.space.items():
+        loc = ["body", "space", path]
+        check_path(path, loc)
+        if path in body.grid:
+            raise unprocessable(loc, f"{path!r} is in the grid too; give it in one of them")
+        for value in dim.extremes():
+            point_spec(base, {path: value}, "space", f"space {path} = {value!r}")
+
+
+def batch_points(
+    grid: dict[str, list[Any]], sampled: space.Space, num_samples: int, seed: int
+) -> list[dict[str, Any]]:
+    """Every point of a batch, in job order: the grid's, expanded by the space's samples."""
+    if not sampled:
+        return points(grid) * num_samples
+    return space.expand(points(grid), sampled, num_samples, seed)
 
 
 def check_path(path: str, loc: list[str]) -> None:

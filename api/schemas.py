@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from api.dataref import DatasetRef
 from api.fields import Epoch, Label, Name, RequestModel, Row, Tags, Targets
+from api.space import Space
 from backprop.spec import TrainSpec
 from models.status import JobStatus
 from models.tables import EPOCH_FIELDS, PER_LAYER_FIELDS, EpochChunk
@@ -113,6 +114,17 @@ class BatchCreate(RequestModel):
         max_length=20,
         description='Spec paths to values, e.g. {"optimizer.learning_rate": [0.5, 0.1]}.',
     )
+    space: Space = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Spec paths to distributions, sampled for every point: {choice: [...]}, "
+        "{uniform: [low, high]}, {loguniform: [low, high]}, {randint: [low, high]}.",
+        examples=[{"optimizer.learning_rate": {"loguniform": [1e-4, 1e-1]}}],
+    )
+    num_samples: int = Field(
+        1, ge=1, le=100_000, description="Samples of the space; each expands the whole grid."
+    )
+    seed: int = Field(0, ge=0, lt=2**63, description="Seeds the draws: same body, same points.")
 
 
 class BatchCreated(BaseModel):
@@ -137,6 +149,9 @@ class BatchOut(BaseModel):
     created_at: datetime
     base: dict[str, Any]
     grid: dict[str, list[Any]]
+    space: dict[str, Any]
+    num_samples: int
+    seed: int
     total: int
     done: int = Field(description="Jobs that have ended: succeeded, failed or cancelled.")
     counts: dict[str, int] = Field(description="Jobs per status.")

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Enum,
     Float,
@@ -76,6 +77,10 @@ class Batch(Base):
     name: Mapped[str] = mapped_column(String(200))
     base: Mapped[dict[str, Any]] = mapped_column(JSON)  # the job body every point starts from
     grid: Mapped[dict[str, list[Any]]] = mapped_column(JSON)  # dotted spec path → values
+    # Sampled paths (api/space.py): num_samples draws of these expand the grid, seeded by seed.
+    space: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    num_samples: Mapped[int] = mapped_column(default=1, server_default="1")
+    seed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_sha256: Mapped[str | None] = mapped_column(String(64))  # of the body the key made

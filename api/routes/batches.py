@@ -58,7 +58,7 @@ def create_batch(
         id=batch.id,
         name=batch.name,
         created_at=batch.created_at,
-        size=batches.size(batch.grid),
+        size=batches.size(batch.grid) * batch.num_samples,
         job_ids=job_ids,
     )
 
@@ -88,6 +88,9 @@ def read_batch(batch_id: BatchId, session: SessionDep, owner: OwnerDep):
         created_at=batch.created_at,
         base=batch.base,
         grid=batch.grid,
+        space=batch.space,
+        num_samples=batch.num_samples,
+        seed=batch.seed,
         total=len(jobs),
         done=sum(counts[s] for s in TERMINAL),
         counts=dict(counts),
