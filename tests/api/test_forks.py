@@ -186,3 +186,23 @@ def test_bad_forks_are_refused_naming_the_field(client, sessions, settings, coun
 def test_another_owners_job_cannot_be_forked(client, sessions, settings):
     missing = client.post(f"/v1/jobs/{uuid.uuid4()}/fork", json={})
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "dtype"),
+    [("sgd", "float32"), ("momentum", "float64"), ("nesterov", "float32"), ("adagrad", "float64"),
+     ("rmsprop", "float32"), ("adam", "float32")],
+)  # fmt: skip
+def test_every_optimizer_and_dtype_forks_bit_identically(client, sessions, settings, optimizer,
+                                                         dtype):  # fmt: skip
+    body = MOONS_JOB | {"optimizer": {"name": optimizer, "learning_rate": 0.01}, "dtype": dtype}
+    parent = _run(client, sessions, settings, client.post("/v1/jobs", json=body).json())
+    fork = client.post(f"/v1/jobs/{parent['id']}/fork", json={"epoch": 17}).json()
+    fork = _run(client, sessions, settings, fork)
+    assert _epochs(client, fork["id"])["loss"] == _epochs(client, parent["id"])["loss"]
+    last = parent["epochs_done"]
+    a, b = (client.get(f"/v1/jobs/{j['id']}/snapshots/{last}?format=npz").content
+            for j in (parent, fork))  # fmt: skip
+    za, zb = (np.load(io.BytesIO(z)) for z in (a, b))
+    assert za["W1"].dtype == np.dtype(dtype)
+    assert all(za[k].tobytes() == zb[k].tobytes() for k in za.files)
