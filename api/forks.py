@@ -74,9 +74,13 @@ def lineage_of(session: Session, job: Job) -> LineageOut:
     )
 
 
-def fork(session: Session, owner: str, parent: Job, body: ForkIn, settings: Settings) -> Job:
+def fork(
+    session: Session, owner: str, parent: Job, body: ForkIn, settings: Settings,
+    idempotency: tuple[str | None, str | None] = (None, None),
+) -> Job:  # fmt: skip
     """The fork's job row and tags, added to the session (the caller commits and publishes);
-    422 naming the field for an epoch without state or an override a fork may not make."""
+    422 naming the field for an epoch without state or an override a fork may not make.
+    `idempotency`: the request's Idempotency-Key and the digest it is kept with."""
     k = _epoch(parent, body.epoch)
     overrides = dict(body.overrides)
     ref = overrides.pop("dataset", None)
@@ -111,6 +115,7 @@ def fork(session: Session, owner: str, parent: Job, body: ForkIn, settings: Sett
         spec=spec.model_dump(mode="json"), dataset_id=dataset_id, epochs_total=spec.epochs,
         epochs_done=k, latest_loss=latest, best_loss=best, parent_id=parent.id,
         forked_at_epoch=k, root_id=parent.root_id or parent.id, published_at=utcnow(),
+        idempotency_key=idempotency[0], request_sha256=idempotency[1],
     )  # fmt: skip
     session.add(job)
     session.flush()

@@ -20,7 +20,12 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Annotated[uuid.UUID, Path(description="The job's id.")]
 
 
-@router.post("/{job_id}/fork", status_code=201, response_model=JobOut, responses=problems(404, 422))
+@router.post(
+    "/{job_id}/fork",
+    status_code=201,
+    response_model=JobOut,
+    responses=submission.idempotent_responses(JobOut, "the fork") | problems(404, 422),
+)
 def fork_job(
     job_id: JobId,
     body: ForkIn,
@@ -29,16 +34,26 @@ def fork_job(
     queue: QueueDep,
     owner: OwnerDep,
     settings: SettingsDep,
+    idempotency_key: submission.IdempotencyKey = None,
 ) -> Job:
     """A new queued job that starts from this job's exact state after `epoch` — parameters,
     optimizer moments, random generator, early stopping's counters — and trains epoch k+1 on
     with the overrides. Its epochs count the parent's: a fork at 100 of a 200-epoch spec trains
     101–200 and ends with epochs_done 200. Its history serves the parent's epochs ≤ k (read
-    where they are stored, never copied) followed by its own; `?own=true` its own only."""
-    with session.begin():
+    where they are stored, never copied) followed by its own; `?own=true` its own only. An
+    `Idempotency-Key` makes a retry answer the fork it made (200) instead of making another."""
+    request = {"fork_of": str(job_id)} | body.model_dump(mode="json")
+    digest = submission.request_digest(request) if idempotency_key else None
+
+    def store() -> Job:
         parent = get_owned(session, Job, job_id, owner)
-        job = forks.fork(session, owner, parent, body, settings)
-    submission.publish(session, queue, [job.id])
+        return forks.fork(session, owner, parent, body, settings, (idempotency_key, digest))
+
+    job, created = submission.create_once(session, Job, owner, idempotency_key, digest, store)
+    if created:
+        submission.publish(session, queue, [job.id])
+    else:
+        response.status_code = 200
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
 

@@ -183,6 +183,20 @@ def test_bad_forks_are_refused_naming_the_field(client, sessions, settings, coun
     assert counts() == before
 
 
+def test_an_idempotency_key_makes_a_retry_answer_the_same_fork(client, sessions, settings):
+    parent = _run(client, sessions, settings, client.post("/v1/jobs", json=MOONS_JOB).json())
+    key = {"Idempotency-Key": "fork-1"}
+    body = {"epoch": 10, "overrides": {"optimizer.learning_rate": 0.01}}
+    first = client.post(f"/v1/jobs/{parent['id']}/fork", json=body, headers=key)
+    again = client.post(f"/v1/jobs/{parent['id']}/fork", json=body, headers=key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    other = client.post(f"/v1/jobs/{parent['id']}/fork", json={"epoch": 11}, headers=key)
+    assert other.status_code == 409 and first.json()["id"] in other.json()["message"]
+    kids = client.get("/v1/jobs", params={"parent_id": parent["id"]}).json()["items"]
+    assert len(kids) == 1
+
+
 def test_another_owners_job_cannot_be_forked(client, sessions, settings):
     missing = client.post(f"/v1/jobs/{uuid.uuid4()}/fork", json={})
     assert missing.status_code == 404
