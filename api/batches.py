@@ -251,8 +251,6 @@ def batch_points(
     grid: dict[str, list[Any]], sampled: space.Space, num_samples: int, seed: int
 ) -> list[dict[str, Any]]:
     """Every point of a batch, in job order: the grid's, expanded by the space's samples."""
-    if not sampled:
-        return points(grid) * num_samples
     return space.expand(points(grid), sampled, num_samples, seed)
 
 

@@ -20,7 +20,7 @@ from api.dataref import DatasetRef
 from api.errors import unprocessable
 from api.fields import Epoch, Name, RequestModel, Tags
 from backprop import data
-from backprop.fork import FIXED, unforkable
+from backprop.fork import FIXED
 from backprop.spec import TrainSpec
 from models import history, lineage
 from models.base import utcnow
@@ -91,11 +91,7 @@ def fork(
             raise unprocessable(
                 ["body", "overrides", path], f"a fork cannot change {head}: {FIXED[head]}"
             )
-    base = TrainSpec.model_validate(parent.spec)
     spec = batches.point_spec(parent.spec, overrides, "overrides", "the overrides")
-    for name, why in unforkable(base, spec).items():
-        path = next(p for p in overrides if p.split(".")[0] == name)
-        raise unprocessable(["body", "overrides", path], f"a fork cannot change {name}: {why}")
     if spec.epochs <= k:
         raise unprocessable(
             ["body", "overrides", "epochs"],

@@ -36,6 +36,10 @@ class _Range(RequestModel):
     def kind(cls) -> str:
         return next(iter(cls.model_fields))
 
+    def extremes(self) -> list[Any]:
+        """The values the spec must accept: each end of the range."""
+        return list(self.bounds())
+
     @model_validator(mode="after")
     def _ordered(self) -> _Range:
         low, high = self.bounds()
@@ -52,9 +56,6 @@ class Uniform(_Range):
     def draw(self, rng: np.random.Generator) -> float:
         return float(rng.uniform(*self.bounds()))
 
-    def extremes(self) -> list[Any]:
-        return list(self.bounds())
-
 
 class LogUniform(_Range):
     """A float whose logarithm is uniform on [log low, log high): learning rates, L2."""
@@ -70,9 +71,6 @@ class LogUniform(_Range):
     def draw(self, rng: np.random.Generator) -> float:
         low, high = self.bounds()
         return float(math.exp(rng.uniform(math.log(low), math.log(high))))
-
-    def extremes(self) -> list[Any]:
-        return list(self.bounds())
 
 
 class RandInt(_Range):

@@ -198,41 +198,29 @@ def _within(rows: list[tuple], lo: int, hi: int) -> list[int]:
 def snapshot(
     s: Session, where: History, epoch: int | None, dtype: np.dtype
 ) -> tuple[int, np.ndarray]:
-    """(epoch, θ) of the snapshot at `epoch` (None: the latest); KeyError if there is none."""
+    """(epoch, θ) of the snapshot at `epoch` (None: the latest); KeyError if there is none.
+    One chunk per segment tried: the last that starts at or before the epoch wanted."""
     for seg in reversed(_segments(where)):
         if epoch is not None and not seg.first <= epoch <= seg.last:
             continue
-        at = epoch if epoch is not None else _latest(s, seg)
-        if at is None:
-            continue
+        upto = seg.last if epoch is None else epoch
         rows = query(
             s,
             "SELECT count, epochs, parameters FROM snapshot_chunks WHERE job_id = %s "
-            "AND first_epoch <= %s AND last_epoch >= %s",
-            (seg.job_id, at, at),
+            "AND first_epoch <= %s ORDER BY first_epoch DESC LIMIT 1",
+            (seg.job_id, upto),
         )
         if rows:
             count, epochs_bytes, parameters = rows[0]
             epochs = np.frombuffer(epochs_bytes, I4)
-            m = int(np.searchsorted(epochs, at))
-            if m < count and epochs[m] == at:
+            m = int(np.searchsorted(epochs, upto, side="right")) - 1
+            found = m >= 0 and epochs[m] >= seg.first and (epoch is None or epochs[m] == epoch)
+            if found:
                 matrix = np.frombuffer(parameters, dtype.newbyteorder("<")).reshape(-1, count)
-                return at, matrix[:, m].copy()
+                return int(epochs[m]), matrix[:, m].copy()
         if epoch is not None:
             break
     raise KeyError(epoch)
-
-
-def _latest(s: Session, seg: Segment) -> int | None:
-    """The segment's last snapshot epoch."""
-    rows = query(
-        s,
-        "SELECT epochs FROM snapshot_chunks WHERE job_id = %s AND first_epoch <= %s "
-        "ORDER BY first_epoch DESC LIMIT 1",
-        (seg.job_id, seg.last),
-    )
-    found = _within(rows, seg.first, seg.last)
-    return found[-1] if found else None
 
 
 def nearest_snapshots(s: Session, where: History, epoch: int) -> list[int]:
