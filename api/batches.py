@@ -24,7 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from api import datasets, limits, space, submission
+from api import datasets, limits, submission, tuning
 from api.errors import unprocessable
 from api.queue import Queue
 from api.schemas import BatchCreate, JobCreate
@@ -33,6 +33,7 @@ from backprop.spec import TrainSpec
 from models.base import utcnow
 from models.tables import Batch, Job, JobTag
 from settings import Settings
+from tune import space
 
 
 def submit(
@@ -87,20 +88,32 @@ def _store(
     # What the client set, without the defaults: a grid point may switch the optimizer's kind,
     # and the defaults of the base's kind (momentum: 0.9) would not fit another (adam).
     base = body.base.model_dump(mode="json", exclude_unset=True)
+    scheduler, base = tuning.resolve(body, base)
     check_space(base, body)
     grid_points = batch_points(body.grid, body.space, body.num_samples, body.seed)
     specs = [point_spec(base, p) for p in grid_points]
+    tuning.check_specs(scheduler, specs[:1] if _uniform(body) else specs)
     dataset, name, x, y = datasets.load(session, owner, body.base.dataset)
     check_points(specs, grid_points, x, y, settings)
     dataset = dataset or datasets.store(session, owner, name, x, y)
     batch = Batch(
         id=uuid.uuid4(), owner=owner, name=body.name, base=base, grid=body.grid,
         space=space.stored(body.space), num_samples=body.num_samples, seed=body.seed,
-        idempotency_key=key, request_sha256=digest,
+        scheduler=scheduler.model_dump(mode="json"), idempotency_key=key, request_sha256=digest,
     )  # fmt: skip
     session.add(batch)
     session.flush()  # the batch row (and a new data set) exist before jobs reference them
-    return batch, _insert_jobs(session, owner, body.base, specs, grid_points, dataset.id, batch.id)
+    rows = [
+        _job_row(owner, body.base, spec, point, dataset.id, batch.id)
+        | tuning.trial_columns(scheduler, i, spec.epochs)
+        for i, (spec, point) in enumerate(zip(specs, grid_points, strict=True))
+    ]
+    return batch, _insert_jobs(session, body.base, rows)
+
+
+def _uniform(body: BatchCreate) -> bool:
+    """Whether every point has the base's validation split and loss (what check_specs reads)."""
+    return not {"validation_split", "loss"} & (set(body.grid) | set(body.space))
 
 
 def check_points(
@@ -123,21 +136,9 @@ def _data_shape(spec: TrainSpec) -> tuple:
     return layers[0], layers[-1], spec.loss, spec.dtype
 
 
-def _insert_jobs(
-    session: Session,
-    owner: str,
-    base: JobCreate,
-    specs: list[TrainSpec],
-    grid_points: list[dict[str, Any]],
-    dataset_id: uuid.UUID,
-    batch_id: uuid.UUID,
-) -> list[uuid.UUID]:
+def _insert_jobs(session: Session, base: JobCreate, rows: list[dict[str, Any]]) -> list[uuid.UUID]:
     """Insert the queued jobs and their tags, each as one executemany; the columns are those
     submission.add_job sets (the others take their defaults). Returns the ids in grid order."""
-    rows = [
-        _job_row(owner, base, spec, point, dataset_id, batch_id)
-        for spec, point in zip(specs, grid_points, strict=True)
-    ]
     session.execute(insert(Job.__table__), rows)
     tags = [{"job_id": r["id"], "key": k, "value": v} for r in rows for k, v in base.tags.items()]
     if tags:
@@ -280,16 +281,12 @@ def point_spec(
     body.`where` says what is wrong with it (`what` names the point). Only the objects on a path
     are copied; the rest is the base's own, which validation never alters."""
     what = what or f"grid point {point}"
-    body = {k: v for k, v in base.items() if k not in NOT_SPEC}
-    for path, value in point.items():
-        *parents, leaf = path.split(".")
-        node = body
-        for part in parents:
-            child = node.get(part, {})
-            if not isinstance(child, dict):
-                raise unprocessable(["body", where, path], f"{path!r} crosses a non-object")
-            node[part] = node = dict(child)
-        node[leaf] = value
+    try:
+        body = space.set_paths({k: v for k, v in base.items() if k not in NOT_SPEC}, point)
+    except ValueError as exc:
+        raise unprocessable(
+            ["body", where, str(exc)], f"{str(exc)!r} crosses a non-object"
+        ) from None
     try:
         return TrainSpec.model_validate(body)
     except ValidationError as exc:

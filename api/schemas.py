@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from api.dataref import DatasetRef
 from api.fields import Epoch, Label, Name, RequestModel, Row, Tags, Targets
-from api.space import Space
 from backprop.spec import TrainSpec
 from models.status import JobStatus
 from models.tables import EPOCH_FIELDS, PER_LAYER_FIELDS, EpochChunk
+from tune.schedulers import Fifo, Scheduler
+from tune.space import Space
 
 T = TypeVar("T")
 
@@ -61,6 +62,9 @@ class JobOut(BaseModel):
     parent_id: uuid.UUID | None = Field(description="The job this one was forked from.")
     forked_at_epoch: int | None = Field(description="The parent's epoch it continues from.")
     root_id: uuid.UUID | None = Field(description="The first job of its tree of forks.")
+    trial: int | None = Field(None, description="Its index in a batch with a scheduler.")
+    stop_at: int | None = Field(None, description="The epoch its run pauses at (a rung).")
+    reason: str | None = Field(None, description="Why its batch's scheduler stopped it.")
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -125,6 +129,12 @@ class BatchCreate(RequestModel):
         1, ge=1, le=100_000, description="Samples of the space; each expands the whole grid."
     )
     seed: int = Field(0, ge=0, lt=2**63, description="Seeds the draws: same body, same points.")
+    scheduler: Scheduler = Field(
+        default_factory=lambda: Fifo(name="fifo"),
+        description="How trials are stopped, paused, promoted or cloned: fifo (every trial "
+        'trains every epoch), sha, asha, hyperband, median or pbt, with its settings: {"name": '
+        '"asha", "metric": "val_loss", "reduction_factor": 3}.',
+    )
 
 
 class BatchCreated(BaseModel):
@@ -141,6 +151,48 @@ class LeaderRow(BaseModel):
     status: JobStatus
     final_loss: float | None
     best_loss: float | None = Field(description="Lowest val_loss (or loss, without validation).")
+    trial: int | None = Field(None, description="Its index in a scheduled batch.")
+    value: float | None = Field(
+        None, description="The scheduler's metric at `epoch`, the trial's last rung or end."
+    )
+    epoch: int | None = None
+
+
+class Decided(BaseModel):
+    """One scheduler decision, in the order they were made."""
+
+    job_id: uuid.UUID
+    trial: int
+    action: str = Field(description="paused, promoted, stopped or cloned.")
+    epoch: int
+    rung: int | None = Field(description="The rung (a PBT generation) it concerns.")
+    detail: dict[str, Any] = Field(description="Why: the value and rank, the reason, the source.")
+    actor: str = Field(description="The worker (or the reaper) that decided.")
+    at: datetime
+
+
+class TrialRow(BaseModel):
+    job_id: uuid.UUID
+    trial: int
+    status: JobStatus
+    rung: int | None = Field(description="The highest rung it reached (None: none yet).")
+    epochs_done: int
+    parent_id: uuid.UUID | None = Field(description="For a PBT clone: the trial it cloned.")
+    forked_at_epoch: int | None
+    decision: Decided | None = Field(description="The latest decision about it.")
+
+
+class RungRow(BaseModel):
+    """One rung of the ladder, and where its trials are."""
+
+    bracket: int
+    rung: int
+    epoch: int
+    reached: int = Field(description="Trials that reached it.")
+    heading: int = Field(description="Trials queued or running towards it.")
+    paused: int
+    promoted: int
+    stopped: int
 
 
 class BatchOut(BaseModel):
@@ -153,9 +205,16 @@ class BatchOut(BaseModel):
     num_samples: int
     seed: int
     total: int
-    done: int = Field(description="Jobs that have ended: succeeded, failed or cancelled.")
+    done: int = Field(description="Jobs that have ended: succeeded, failed, cancelled, stopped.")
     counts: dict[str, int] = Field(description="Jobs per status.")
-    leaderboard: list[LeaderRow] = Field(description="Every job, best loss first.")
+    leaderboard: list[LeaderRow] = Field(
+        description="Every job, best first: by best loss, or by the scheduler's metric and mode."
+    )
+    scheduler: dict[str, Any] = Field(default_factory=dict)
+    epochs_trained: int = Field(0, description="Epochs its jobs trained (a fork's own only).")
+    rungs: list[RungRow] = Field(default_factory=list, description="The rung ladder.")
+    trials: list[TrialRow] = Field(default_factory=list, description="Per trial, in order.")
+    decisions: list[Decided] = Field(default_factory=list, description="The decision log.")
 
 
 class BatchSummary(BaseModel):

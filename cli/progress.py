@@ -16,6 +16,7 @@ from rich.progress import (
 )
 
 from cli.client import Client, CliError
+from cli.ladder import rungs_text
 from cli.tables import STATUS_STYLE, counts_text, fmt_loss
 from models.status import TERMINAL, JobStatus
 
@@ -143,4 +144,5 @@ def follow_batch(client: Client, batch_id: str, console: Console, *, show: bool 
 
 
 def _counts(batch: dict) -> str:
-    return counts_text(batch["counts"]).markup
+    rungs = rungs_text(batch)
+    return counts_text(batch["counts"]).markup + (f" · {rungs}" if rungs else "")

@@ -21,6 +21,8 @@ STATUS_STYLE = {
     JobStatus.QUEUED: "grey50",
     JobStatus.FAILED: "red",
     JobStatus.CANCELLED: "yellow",
+    JobStatus.PAUSED: "magenta",
+    JobStatus.STOPPED: "dark_orange",
 }
 
 
@@ -161,7 +163,7 @@ def layer_table(layer: dict, epoch: int) -> Table:
     return table
 
 
-def _compact(title: str | None = None) -> Table:
+def compact(title: str | None = None) -> Table:
     return Table(
         title=title,
         title_justify="left",
@@ -195,7 +197,7 @@ def counts_text(counts: dict[str, int]) -> Text:
 def leaderboard_table(batch: dict) -> Table:
     """Every job of a batch, best loss first: rank, grid point, id, status and losses."""
     title = f"batch {batch['name']}: {batch['done']}/{batch['total']} done, best loss first"
-    table = _compact(title)
+    table = compact(title)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("grid point", overflow="fold")
     table.add_column("job", style="cyan", no_wrap=True)
@@ -215,7 +217,7 @@ def leaderboard_table(batch: dict) -> Table:
 
 
 def batches_table(batches: list[dict]) -> Table:
-    table = _compact(f"{len(batches)} batch(es), newest first")
+    table = compact(f"{len(batches)} batch(es), newest first")
     table.add_column("id", style="cyan", no_wrap=True)
     table.add_column("name", overflow="ellipsis", max_width=30)
     table.add_column("jobs", justify="right", no_wrap=True)
@@ -254,7 +256,7 @@ def epochs_table(
     wrap at their spaces; numbers are never cut."""
     if hide_empty:
         columns = {k: v for k, v in columns.items() if any(x is not None for x in v)}
-    table = _compact(title)
+    table = compact(title)
     for name, values in columns.items():
         per_layer = any(isinstance(v, list) for v in values)
         table.add_column(name, justify="right", no_wrap=not per_layer, min_width=len(name))
@@ -264,7 +266,7 @@ def epochs_table(
 
 
 def trajectory_table(name: str, rows: list[tuple[int, float]]) -> Table:
-    table = _compact()
+    table = compact()
     table.add_column("epoch", justify="right", no_wrap=True)
     table.add_column(name, justify="right", no_wrap=True)
     for epoch, value in rows:
@@ -275,7 +277,7 @@ def trajectory_table(name: str, rows: list[tuple[int, float]]) -> Table:
 def keys_table(keys: list[dict]) -> Table:
     """API keys: never the key itself (the server has only its hash), but its first characters;
     revoked keys dimmed."""
-    table = _compact(f"{len(keys)} API key(s)")
+    table = compact(f"{len(keys)} API key(s)")
     table.add_column("id", style="cyan", no_wrap=True)
     table.add_column("name", overflow="ellipsis", max_width=30)
     table.add_column("owner", overflow="ellipsis", max_width=20)

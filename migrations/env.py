@@ -4,6 +4,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
+from models import trials  # noqa: F401  (its tables, on the same metadata)
 from models.base import UtcDateTime
 from models.db import make_engine
 from models.tables import Base  # the tables, registered on its metadata

@@ -8,6 +8,10 @@
       ├─requeue_expired──┤  give_up ────► failed      (its lease expired: a worker died)
       └──retry── failed, cancelled                    (a batch's retry)
 
+A trial of a scheduled batch also pauses at its rungs: running ──pause──► paused, and the
+scheduler (models/trials.py) moves it on: paused → queued (promoted) or → stopped; a run the
+scheduler ends itself (the median rule) goes running ──stop──► stopped.
+
 Each guard is the state a transition starts from, so two actors racing on one job (a worker
 and the reaper, a cancel and a claim) cannot both win: the loser's UPDATE matches no row, and
 the function says so (None, False or 0 — or LeaseLost for a worker's fenced write); the
@@ -76,6 +80,9 @@ class Claim:
     epochs_done: int  # stored already: a worker writes only the epochs after it
     checkpoint: Checkpoint | None  # the state to resume from, if the job has trained before
     fork: ForkStart | None = None  # for a fork's first run: where its starting state comes from
+    batch_id: uuid.UUID | None = None
+    trial: int | None = None  # its index in a scheduled batch
+    stop_at: int | None = None  # the epoch to pause after (a rung), if it is a trial
 
 
 class LeaseLost(Exception):
@@ -105,7 +112,7 @@ _LEASE = {
 }
 _CLAIMED = (
     _c.attempt, _c.spec, _c.dataset_id, _c.tags, _c.best_loss, _c.epochs_done, _c.parent_id,
-    _c.forked_at_epoch,
+    _c.forked_at_epoch, _c.batch_id, _c.trial, _c.stop_at,
 )  # fmt: skip
 _TAKE = (
     update(_JOBS)
@@ -144,6 +151,7 @@ _END = (
         status=bindparam("new_status", type_=_c.status.type),
         error=bindparam("new_error", type_=_c.error.type),
         final_loss=bindparam("new_final_loss", type_=_c.final_loss.type),
+        reason=bindparam("new_reason", type_=_c.reason.type),
         finished_at=_NOW, **_DROP_LEASE, **_PROGRESS,
     )
     .returning(_c.id)
@@ -152,6 +160,13 @@ _RELEASE = (
     update(_JOBS)
     .where(_FENCE)
     .values(status=QUEUED, attempt=_c.attempt - 1, published_at=None, **_DROP_LEASE, **_PROGRESS)
+    .returning(_c.id)
+)
+# A pause hands the attempt back as a release does: a trial paused at five rungs has used none.
+_PAUSE = (
+    update(_JOBS)
+    .where(_FENCE)
+    .values(status=JobStatus.PAUSED, attempt=_c.attempt - 1, **_DROP_LEASE, **_PROGRESS)
     .returning(_c.id)
 )
 _CLOSE = (
@@ -190,7 +205,8 @@ def claim(
                        "start": start},
     ).scalar_one()  # fmt: skip
     return Claim(Lease(job_id, owner, row.attempt, number), row.spec, row.dataset_id, row.tags,
-                 row.best_loss, row.epochs_done, checkpoint, fork)  # fmt: skip
+                 row.best_loss, row.epochs_done, checkpoint, fork, row.batch_id, row.trial,
+                 row.stop_at)  # fmt: skip
 
 
 def _fenced(lease: Lease, progress: Progress, **more: Any) -> dict[str, Any]:
@@ -229,6 +245,21 @@ def cancel(s: Session, lease: Lease, progress: Progress) -> None:
     _end(s, lease, JobStatus.CANCELLED, progress)
 
 
+def stop(
+    s: Session, lease: Lease, reason: str, final_loss: float | None, progress: Progress
+) -> None:
+    """running → stopped: its batch's scheduler ended the run here, for `reason`."""
+    _end(s, lease, JobStatus.STOPPED, progress, final_loss=final_loss, reason=reason)
+
+
+def pause(s: Session, lease: Lease, progress: Progress) -> None:
+    """running → paused at a rung: the lease dropped, the attempt handed back; its batch's
+    scheduler moves it on (models/trials.py)."""
+    if s.execute(_PAUSE, _fenced(lease, progress)).first() is None:
+        raise LeaseLost(lease.job_id)
+    close_attempts(s, lease.job_id, JobStatus.PAUSED, utcnow())
+
+
 def _end(
     s: Session,
     lease: Lease,
@@ -237,10 +268,11 @@ def _end(
     *,
     error: str | None = None,
     final_loss: float | None = None,
+    reason: str | None = None,
 ) -> None:
     now = utcnow()
     params = _fenced(lease, progress, new_status=status, new_error=error,
-                     new_final_loss=final_loss, now=now)  # fmt: skip
+                     new_final_loss=final_loss, new_reason=reason, now=now)  # fmt: skip
     if s.execute(_END, params).first() is None:
         raise LeaseLost(lease.job_id)
     close_attempts(s, lease.job_id, error or status, now)
@@ -255,8 +287,8 @@ def release(s: Session, lease: Lease, progress: Progress) -> None:
 
 
 def request_cancel(s: Session, job_id: uuid.UUID) -> bool:
-    """queued → cancelled at once; a running job is flagged for its worker (`cancel`). False if
-    the job had ended. Asking again keeps the first request's time.
+    """queued or paused → cancelled at once; a running job is flagged for its worker (`cancel`).
+    False if the job had ended. Asking again keeps the first request's time.
 
     Each UPDATE is guarded by the status it expects, so a job that changed since the caller
     read it is handled by the other: a worker may claim a queued job meanwhile (then it is
@@ -264,7 +296,7 @@ def request_cancel(s: Session, job_id: uuid.UUID) -> bool:
     pass)."""
     now = utcnow()
     first = func.coalesce(Job.cancel_requested_at, now)
-    stop = update(Job).where(Job.id == job_id, Job.status == QUEUED)
+    stop = update(Job).where(Job.id == job_id, Job.status.in_((QUEUED, JobStatus.PAUSED)))
     stop = stop.values(status=JobStatus.CANCELLED, finished_at=now, cancel_requested_at=first)
     flag = update(Job).where(Job.id == job_id, Job.status == RUNNING)
     flag = flag.values(cancel_requested_at=first)

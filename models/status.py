@@ -17,6 +17,8 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"  # trained every epoch (or stopped early by its own rule)
     FAILED = "failed"  # bad data, divergence, or no attempts left
     CANCELLED = "cancelled"  # a user asked it to stop
+    PAUSED = "paused"  # a batch trial at a rung: its state stored, no worker held (tune/)
+    STOPPED = "stopped"  # ended by its batch's scheduler: not a failure; `reason` says why
 
     @property
     def terminal(self) -> bool:
@@ -24,4 +26,6 @@ class JobStatus(StrEnum):
         return self in TERMINAL
 
 
-TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+TERMINAL = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.STOPPED}
+)

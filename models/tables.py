@@ -77,10 +77,14 @@ class Batch(Base):
     name: Mapped[str] = mapped_column(String(200))
     base: Mapped[dict[str, Any]] = mapped_column(JSON)  # the job body every point starts from
     grid: Mapped[dict[str, list[Any]]] = mapped_column(JSON)  # dotted spec path → values
-    # Sampled paths (api/space.py): num_samples draws of these expand the grid, seeded by seed.
+    # Sampled paths (tune/space.py): num_samples draws of these expand the grid, seeded by seed.
     space: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     num_samples: Mapped[int] = mapped_column(default=1, server_default="1")
     seed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # How its trials are stopped, paused, promoted or cloned (tune/schedulers.py), as validated.
+    scheduler: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=lambda: {"name": "fifo"}, server_default='{"name": "fifo"}'
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_sha256: Mapped[str | None] = mapped_column(String(64))  # of the body the key made
@@ -128,6 +132,11 @@ class Job(Base):
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     forked_at_epoch: Mapped[int | None]
     root_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    # A trial of a batch with a scheduler: its index (a PBT clone takes its loser's), the epoch
+    # its run pauses at (a rung; NULL: train to the end), and why the scheduler stopped it.
+    trial: Mapped[int | None]
+    stop_at: Mapped[int | None]
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class JobAttempt(Base):

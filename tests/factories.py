@@ -26,7 +26,10 @@ from api.schemas import JobCreate
 from backprop import Trainer, TrainSpec, datasets
 from backprop.layout import Layout
 from cli.services import Stack, free_port
-from models import history
+from models import (
+    history,
+    trials,  # noqa: F401  (its tables, on the same metadata)
+)
 from models.base import Base
 from models.db import make_engine, session_factory
 from models.tables import EpochChunk, Job
@@ -43,7 +46,7 @@ XOR_JOB = {
     "snapshot_every": 50,
     "dataset": {"builtin": "xor"},
 }
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {"succeeded", "failed", "cancelled", "stopped"}
 # One client for the session: httpx.get() builds a client each time, and that client's TLS
 # context alone cost ~35 ms of CPU, which loops polling a service paid several times a second.
 HTTP = httpx.Client(timeout=30)

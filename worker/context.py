@@ -4,7 +4,7 @@ the metrics heartbeat, and the signal that turns a shutdown into "checkpoint and
 from __future__ import annotations
 
 import signal
-from functools import cache
+from functools import cache, partial
 
 from celery.signals import worker_init
 from threadpoolctl import threadpool_limits
@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from models.db import make_engine, session_factory
 from models.schema import exit_unless_usable
 from settings import get_settings
+from worker.celery_app import app, publish_many
 from worker.metrics import start_heartbeat
 from worker.runner import Runner
 
@@ -53,4 +54,4 @@ def runner() -> Runner:
     # No ping before each checkout (a round trip per transaction): the runner retries what a
     # dead connection fails, and the pool replaces it.
     engine = make_engine(settings.database_url, pool_pre_ping=False)
-    return Runner(session_factory(engine), settings)
+    return Runner(session_factory(engine), settings, partial(publish_many, app))

@@ -1,7 +1,8 @@
 """The reaper: recovers what the broker loses (DESIGN §5), in a few set-based statements a pass.
 
 Each pass: running jobs whose lease expired are queued again, unpublished (or failed, once
-max_attempts claims were used: models/lifecycle.py), in one transaction; then queued jobs that
+max_attempts claims were used: models/lifecycle.py), in one transaction; scheduled batches
+with paused trials and none queued or running are settled (worker/settle.py); then queued jobs that
 were never published (requeued, released by a stopping worker, retried, a publish that failed)
 are published. And it republishes only what the broker lost: the job rows say how many queued
 jobs were published (Q), the broker says how many messages wait (M), and if Q > M the broker
@@ -41,13 +42,13 @@ from celery import Celery
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import lifecycle
+from models import lifecycle, trials
 from models.base import utcnow
 from models.db import make_engine, session_factory
 from models.schema import exit_unless_usable
 from models.status import JobStatus
 from settings import Settings, get_settings
-from worker import logs
+from worker import logs, schedule
 from worker.celery_app import make_celery, publish_many, queue_length
 from worker.metrics import Recorder, histogram, retire
 
@@ -94,6 +95,12 @@ def reap_once(
     with sessions.begin() as s:
         done[JobStatus.FAILED] = len(lifecycle.give_up(s, now, settings.max_attempts))
         done["requeued"] = len(lifecycle.requeue_expired(s, now))
+        stuck = trials.stuck_batches(s)
+    for batch_id in stuck:
+        with sessions.begin() as s:
+            queued = schedule.settle_stuck(s, batch_id)
+        done["settled"] += 1
+        publish_many(app, queued)  # what it cannot send, the broker's count finds missing
     deadline = time.monotonic() + PUBLISH_SECONDS
     unpublished = partial(lifecycle.take_unpublished, now=now)
     done["republished"] = _publish(sessions, app, deadline, unpublished)

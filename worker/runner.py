@@ -40,7 +40,7 @@ from models.bulk import dataset_arrays
 from models.lifecycle import Claim, Lease, LeaseLost
 from models.status import JobStatus
 from settings import Settings
-from worker import forks
+from worker import forks, schedule
 from worker.datacache import DataCache
 from worker.logs import bind_attempt, job_context
 from worker.metrics import Recorder, histogram
@@ -66,17 +66,26 @@ class Outcome(StrEnum):
 
 
 SUCCEEDED, FAILED, CANCELLED = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
-# Runs that end here keep their state: a checkpoint to continue from (a release, a batch's
-# retry of a cancelled job) or to build on. A failed run's state is what failed.
-KEEP_STATE = (SUCCEEDED, CANCELLED, Outcome.RELEASED)
+PAUSED, STOPPED = JobStatus.PAUSED, JobStatus.STOPPED
+# Runs that end here keep their state: a checkpoint to continue from (a release, a pause at a
+# rung, a batch's retry of a cancelled job) or to build on. A failed run's state is what failed.
+KEEP_STATE = (SUCCEEDED, CANCELLED, PAUSED, STOPPED, Outcome.RELEASED)
 METRICS_EVERY = 1.0  # seconds between writes of this process's metrics row by flushes
 
 
 class Runner:
     """Runs jobs for one worker process."""
 
-    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        publish: Callable[[list[uuid.UUID]], object] | None = None,
+    ) -> None:
         self.sessions = sessions
+        # Sends the trials a scheduler decision queued; without it the reaper's count of what
+        # the broker lacks publishes them (as after a crash between commit and publish).
+        self.publish = publish
         self.settings = settings
         self.metrics = Recorder("worker")
         self.identity = f"{self.metrics.hostname}:{self.metrics.pid}"
@@ -84,6 +93,7 @@ class Runner:
         self.stopping = threading.Event()  # set on shutdown: release the job, don't finish it
         self._kill_at: int | None = None
         self._checkpointed = 0.0  # time.monotonic() of this run's last checkpoint
+        self._plan: schedule.Plan | None = None  # the claimed trial's schedule
 
     def run(self, job_id: uuid.UUID) -> JobStatus | Outcome | None:
         """Train `job_id` to the end if it can be claimed; return what became of it."""
@@ -110,9 +120,11 @@ class Runner:
 
         def claim() -> Claim | None:
             with self.sessions.begin() as db:
-                return lifecycle.claim(
+                claimed = lifecycle.claim(
                     db, job_id, self.identity, s.lease_ttl, s.max_attempts, s.blas_threads
                 )
+                self._plan = schedule.plan(db, claimed) if claimed else None
+                return claimed
 
         return self._retrying("claim", job_id, claim)
 
@@ -189,6 +201,10 @@ class Runner:
                 if result.epoch == self._kill_at:  # fault injection: die like an OOM kill
                     os.kill(os.getpid(), signal.SIGKILL)
                 buffer.add(result, trainer)
+                if self._plan and (verdict := self._plan.verdict(result)) is not None:
+                    buffer.add_snapshot(trainer.epoch, trainer)  # the state it pauses or stops in
+                    return self._flush(lease, buffer, verdict.status, trainer=trainer,
+                                       error=verdict.reason or "")  # fmt: skip
                 if self.stopping.is_set():
                     return self._flush(lease, buffer, Outcome.RELEASED, trainer=trainer)
                 if time.monotonic() >= next_flush:  # while replaying too: it renews the lease
@@ -223,6 +239,9 @@ class Runner:
 
         ended = self._retrying("flush", lease.job_id, write, while_stopping=True)
         buffer.clear()
+        if self._plan is not None and self._plan.watch is not None and end is None:
+            with self.sessions() as s:
+                schedule.refresh(s, self._plan, lease.job_id)
         return ended
 
     def _write(
@@ -239,12 +258,21 @@ class Runner:
         once a second, this process's metrics row (counts not written wait for the next)."""
         with self.metrics.lock:  # the heartbeat thread writes the same row
             metrics = time.monotonic() - self.metrics.saved_at >= METRICS_EVERY
+            queued: list[uuid.UUID] = []
             with self.sessions.begin() as s:
+                if self._plan is not None and end is not None:
+                    schedule.begin(s, self._plan)
                 end = self._move(s, lease, buffer, end, error)
                 due = time.monotonic() - self._checkpointed >= self.settings.checkpoint_interval
                 keep = trainer if end in KEEP_STATE or (end is None and due) else None
                 buffer.write(s, lease.job_id, keep)
+                if self._plan is not None and end is not None and end is not Outcome.RELEASED:
+                    epoch = trainer.epoch if trainer else buffer.stored
+                    queued = schedule.on_end(s, self._plan, lease.job_id, JobStatus(end), epoch,
+                                             self.identity, error or None)  # fmt: skip
                 totals = self.metrics.write(s, buffer.metrics()) if metrics else None
+            if queued and self.publish is not None:
+                self.publish(queued)
             if keep is not None:
                 self._checkpointed = time.monotonic()
             if totals is None:
@@ -271,4 +299,8 @@ class Runner:
             lifecycle.cancel(s, lease, {})  # renewed with the progress just above
         elif end is Outcome.RELEASED:
             lifecycle.release(s, lease, progress)
+        elif end is PAUSED:
+            lifecycle.pause(s, lease, progress)
+        elif end is STOPPED:
+            lifecycle.stop(s, lease, error, buffer.last_loss, progress)
         return end

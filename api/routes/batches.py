@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
 
-from api import batches, pagination, submission
+from api import batch_view, batches, pagination, submission
 from api.deps import OwnerDep, QueueDep, SessionDep, SettingsDep, get_owned
 from api.errors import problems
 from api.fields import CursorQuery, PageLimit
@@ -22,8 +21,7 @@ from api.schemas import (
     Retried,
 )
 from models import lifecycle
-from models.status import TERMINAL
-from models.tables import Batch, Job
+from models.tables import Batch
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 BatchId = Annotated[uuid.UUID, Path(description="The batch's id.")]
@@ -77,34 +75,10 @@ def list_batches(
 
 @router.get("/{batch_id}", response_model=BatchOut, responses=problems(404, 422))
 def read_batch(batch_id: BatchId, session: SessionDep, owner: OwnerDep):
-    """Counts by status, done/total, and every job's result, best loss first."""
-    batch = get_owned(session, Batch, batch_id, owner)
-    jobs = session.scalars(select(Job).where(Job.batch_id == batch_id)).all()
-    counts = Counter(j.status for j in jobs)
-    ranked = sorted(jobs, key=lambda j: (j.best_loss is None, j.best_loss or 0.0, str(j.id)))
-    return BatchOut(
-        id=batch.id,
-        name=batch.name,
-        created_at=batch.created_at,
-        base=batch.base,
-        grid=batch.grid,
-        space=batch.space,
-        num_samples=batch.num_samples,
-        seed=batch.seed,
-        total=len(jobs),
-        done=sum(counts[s] for s in TERMINAL),
-        counts=dict(counts),
-        leaderboard=[
-            {
-                "grid_point": j.grid_point,
-                "job_id": j.id,
-                "status": j.status,
-                "final_loss": j.final_loss,
-                "best_loss": j.best_loss,
-            }
-            for j in ranked
-        ],
-    )
+    """Counts by status, done/total, epochs trained, and the leaderboard: every job, best loss
+    first, or by the scheduler's metric. A scheduled batch also shows its rung ladder, each
+    trial's rung, status and latest decision, and the decision log in order."""
+    return batch_view.batch_out(session, get_owned(session, Batch, batch_id, owner))
 
 
 @router.post("/{batch_id}/retry", response_model=Retried, responses=problems(404, 422))

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from api.space import Choice, LogUniform, RandInt, Uniform, expand
 from tests.factories import XOR_JOB
+from tune.space import Choice, LogUniform, RandInt, Uniform, expand
 
 BASE = XOR_JOB | {"epochs": 5, "snapshot_every": 5}
 SPACE = {

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.cli.helpers import error_line, invoke
-from tests.factories import HTTP
+from tests.factories import HTTP, XOR_JOB
 
 # tests/cli/conftest.py's service is shared by this module and others: one xdist worker runs them.
 pytestmark = pytest.mark.xdist_group("cli-service")
@@ -276,3 +276,28 @@ def test_export_of_a_missing_epoch_is_one_line(
     result = invoke(url, "export", job_id, "--epoch", epoch, "-o", str(target))
     assert expected.format(id=job_id) in error_line(result)
     assert not target.exists()
+
+
+def test_sweep_with_a_scheduler_prints_the_ladder_and_leaderboard(url: str, tmp_path: Path):
+    body = XOR_JOB | {
+        "name": "asha xor",
+        "epochs": 27,
+        "snapshot_every": 1000,
+        "space": {"optimizer.learning_rate": {"loguniform": [0.05, 5.0]}},
+        "num_samples": 9,
+        "seed": 4,
+    }
+    result = invoke(url, "sweep", write(tmp_path, body), "--scheduler", "sha")  # η = 4
+    assert result.exit_code == 0, result.output
+    batch_id = UUID.search(result.stdout.splitlines()[0]).group()
+    batch = HTTP.get(f"{url}/v1/batches/{batch_id}").json()
+    assert batch["epochs_trained"] == 9 * 1 + 3 * 3 + 1 * 12 + 1 * 11  # rungs 1, 4 and 16
+    assert "sha on loss: 41 epochs trained" in result.stdout
+    ladder = [line.split() for line in result.stdout.splitlines() if re.match(r"\s*0\s+\d", line)]
+    assert [row[2:7] for row in ladder[:2]] == [
+        ["1", "9", "0", "0", "3"],
+        ["4", "3", "0", "0", "1"],
+    ]
+    best = batch["leaderboard"][0]
+    assert best["status"] == "succeeded" and best["job_id"][:8] in result.stdout
+    assert "best loss first" in result.stdout

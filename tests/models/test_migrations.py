@@ -4,12 +4,15 @@ import numpy as np
 import pytest
 from sqlalchemy import inspect
 
+from models import trials  # noqa: F401  (its tables, on the same metadata)
 from models.arrays import dataset_sha256, from_bytes, pack, to_bytes, unpack
 from models.db import make_engine
 from models.migrate import downgrade, upgrade
 from models.tables import Base  # the tables, registered on its metadata
 
 TABLES = {
+    "decisions",
+    "rungs",
     "api_keys",
     "datasets",
     "jobs",

@@ -54,8 +54,16 @@ export function jobDuration(job) {
   return Math.max(0, (end - new Date(job.started_at)) / 1000);
 }
 
-export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
-export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+export const STATUSES = [
+  "queued",
+  "running",
+  "paused",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "stopped",
+];
+export const TERMINAL = new Set(["succeeded", "failed", "cancelled", "stopped"]);
 
 export function statusBadge(status) {
   return h("span", { class: `status status-${status}` }, status);

@@ -1,4 +1,4 @@
-"""Search spaces of a batch: sampled spec values next to the grid's listed ones (issue 14).
+"""Search spaces of a batch: sampled spec values next to the grid's listed ones.
 
     "space": {"optimizer.learning_rate": {"loguniform": [1e-4, 1e-1]},
               "batch_size": {"choice": [16, 32, 64]}, "seed": {"randint": [0, 1000]}},
@@ -17,9 +17,14 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from api.fields import RequestModel
+
+class RequestModel(BaseModel):
+    """Part of a request body: unknown fields refused, values strict (as api.fields has it)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
 # [low, high]: a JSON array (a strict model reads no tuple from one).
@@ -79,7 +84,8 @@ class RandInt(_Range):
     randint: IntPair
 
     def draw(self, rng: np.random.Generator) -> int:
-        return int(rng.integers(*self.bounds()))
+        low, high = self.randint
+        return int(rng.integers(low, high))
 
     def extremes(self) -> list[Any]:
         low, high = self.bounds()
@@ -133,3 +139,19 @@ def expand(
 def stored(space: Space) -> dict[str, Any]:
     """The space as the batch row keeps it (and `Space` reads back)."""
     return {path: dim.model_dump(mode="json") for path, dim in space.items()}
+
+
+def set_paths(body: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """`body` with each dotted path of `point` set to its value. Only the objects on a path are
+    copied; the rest is the body's own. ValueError naming a path that crosses a non-object."""
+    body = dict(body)
+    for path, value in point.items():
+        *parents, leaf = path.split(".")
+        node = body
+        for part in parents:
+            child = node.get(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(path)
+            node[part] = node = dict(child)
+        node[leaf] = value
+    return body
