@@ -43,7 +43,8 @@ screenshots: $(STAMP)
 	$(BIN)/pytest -q tests/browser
 	mkdir -p docs/screenshots
 	cp var/screenshots/jobs.png var/screenshots/job.png var/screenshots/job-moons.png \
-		var/screenshots/batch.png docs/screenshots/
+		var/screenshots/batch.png var/screenshots/batch-ladder.png var/screenshots/batch-pbt.png \
+		docs/screenshots/
 
 # A long fuzz of the whole API (tests/api/test_fuzz.py; CI runs it with a few examples per
 # operation). FUZZ_EXAMPLES sets how many; PostgreSQL and Redis are needed for the second set-up.
