@@ -32,7 +32,7 @@ from api.queue import Queue
 from api.schemas import JobCreate, Problem
 from backprop import data
 from backprop.spec import TrainSpec
-from models import lifecycle
+from models import outbox
 from models.base import utcnow
 from models.tables import Batch, Job, JobTag
 from settings import Settings
@@ -111,7 +111,7 @@ def publish(session: Session, queue: Queue, job_ids: list[uuid.UUID]) -> None:
     unsent = queue.publish(job_ids)
     if unsent:
         with session.begin():
-            lifecycle.unpublish(session, unsent)
+            outbox.unpublish(session, unsent)
 
 
 def _printable(key: str) -> str:

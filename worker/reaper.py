@@ -42,7 +42,7 @@ from celery import Celery
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import lifecycle, trials
+from models import lifecycle, outbox, trials
 from models.base import utcnow
 from models.db import make_engine, session_factory
 from models.schema import exit_unless_usable
@@ -102,7 +102,7 @@ def reap_once(
         done["settled"] += 1
         publish_many(app, queued)  # what it cannot send, the broker's count finds missing
     deadline = time.monotonic() + PUBLISH_SECONDS
-    unpublished = partial(lifecycle.take_unpublished, now=now)
+    unpublished = partial(outbox.take_unpublished, now=now)
     done["republished"] = _publish(sessions, app, deadline, unpublished)
     if deficit is not None:
         stale = now - timedelta(seconds=settings.republish_after)
@@ -122,9 +122,9 @@ def _make_up(
         log.warning("could not read the broker's queue length: %s", exc)
         return 0
     with sessions.begin() as s:
-        missing = max(lifecycle.published_waiting(s) - waiting, 0)
+        missing = max(outbox.published_waiting(s) - waiting, 0)
     lasting = deficit.lasting(missing, time.monotonic())
-    lost = partial(lifecycle.take_stale, now=utcnow(), before=stale)
+    lost = partial(outbox.take_stale, now=utcnow(), before=stale)
     sent = _publish(sessions, app, deadline, lost, lasting)
     deficit.sent(sent)
     return sent
@@ -154,7 +154,7 @@ def _publish(
         sent, each = sent + n, (time.monotonic() - started) / len(chunk)
         if n < len(chunk):
             with sessions.begin() as s:
-                lifecycle.unpublish(s, chunk[n:])
+                outbox.unpublish(s, chunk[n:])
             break
     return sent
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from models import lifecycle
+from models import lifecycle, outbox
 from models.base import utcnow
 from models.lifecycle import LeaseLost
 from models.status import TERMINAL, JobStatus
@@ -209,10 +209,10 @@ def test_jobs_are_taken_for_publishing_once_oldest_first(sessions, new_job):
     now = utcnow()
     with sessions.begin() as s:
         # RETURNING keeps no order: the oldest are taken, in some order.
-        assert set(lifecycle.take_unpublished(s, 2, now)) == {first, second}
-        assert lifecycle.take_unpublished(s, 2, now) == [third]
-        assert lifecycle.take_unpublished(s, 2, now) == []  # a running job is not waiting
-        assert lifecycle.published_waiting(s) == 3
+        assert set(outbox.take_unpublished(s, 2, now)) == {first, second}
+        assert outbox.take_unpublished(s, 2, now) == [third]
+        assert outbox.take_unpublished(s, 2, now) == []  # a running job is not waiting
+        assert outbox.published_waiting(s) == 3
     with sessions.begin() as s:
         for age, job_id in enumerate((third, first, second), start=1):
             past = now - timedelta(minutes=age)
@@ -220,12 +220,12 @@ def test_jobs_are_taken_for_publishing_once_oldest_first(sessions, new_job):
     later = utcnow()
     with sessions.begin() as s:
         stale = now - timedelta(seconds=90)  # second and first, not third
-        assert lifecycle.take_stale(s, 1, later, stale) == [second]
-        assert lifecycle.take_stale(s, 5, later, stale) == [first]
-        assert lifecycle.take_stale(s, 5, later, stale) == []  # published again just now
-        lifecycle.unpublish(s, [first, running])
-        assert lifecycle.published_waiting(s) == 2
-        assert lifecycle.take_unpublished(s, 5, later) == [first]  # not the running one
+        assert outbox.take_stale(s, 1, later, stale) == [second]
+        assert outbox.take_stale(s, 5, later, stale) == [first]
+        assert outbox.take_stale(s, 5, later, stale) == []  # published again just now
+        outbox.unpublish(s, [first, running])
+        assert outbox.published_waiting(s) == 2
+        assert outbox.take_unpublished(s, 5, later) == [first]  # not the running one
     assert _job(sessions, second).published_at == later
 
 

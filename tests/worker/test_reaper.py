@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
-from models import lifecycle
+from models import lifecycle, outbox
 from models.tables import Job, JobAttempt
 from settings import Settings
 from tests.factories import XOR_JOB
@@ -168,7 +168,7 @@ def test_unpublished_jobs_are_published_at_the_next_pass(sessions, app, settings
     published = submit(settings, 3)
     unsent = submit(settings, 2, fault_drop_publish=True)
     with sessions.begin() as s:
-        lifecycle.unpublish(s, [uuid.UUID(job_id) for job_id in unsent])  # the publish failed
+        outbox.unpublish(s, [uuid.UUID(job_id) for job_id in unsent])  # the publish failed
     unpublished = unsent + [str(make_job()) for _ in range(3)]  # stored without a publish
     deficit = Deficit(WINDOW)
     assert passes(sessions, app, settings, deficit, 3) == [{"republished": 5}, {}, {}]
