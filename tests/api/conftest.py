@@ -36,7 +36,11 @@ def counts(sessions):
 def train(client, sessions, settings, body: dict | None = None) -> dict:
     """Submit a job over HTTP, then train it with the worker's runner, in this process."""
     job = client.post("/v1/jobs", json=body or XOR_JOB).json()
-    assert Runner(sessions, settings).run(uuid.UUID(job["id"])) == "succeeded"
+    runner = Runner(sessions, settings)
+    assert runner.run(uuid.UUID(job["id"])) == "succeeded"
+    # Flushes write the metrics row at most once a second; in a worker process the heartbeat
+    # thread writes what they left (worker/metrics.py). This process has none: write it here.
+    runner.metrics.save(sessions)
     return client.get(f"/v1/jobs/{job['id']}").json()
 
 
