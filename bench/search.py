@@ -42,7 +42,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,16 +52,14 @@ import httpx
 import numpy as np
 import optuna
 from sklearn.datasets import load_digits
-from sqlalchemy import func, select
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backprop import Diverged, Trainer, TrainSpec
 from bench.setups import environment
+from bench.sweep import last_finished  # UtcDateTime reads back aware, on both databases
 from cli.services import Stack, free_port
-from models.db import make_engine, session_factory
-from models.tables import Job
 from tune import plans
 from tune.schedulers import Hyperband
 
@@ -280,16 +277,6 @@ def epochs(http: httpx.Client, job_id: str, own: bool) -> dict[str, list]:
     answer = http.get(f"/v1/jobs/{job_id}/epochs", params=params)
     answer.raise_for_status()
     return answer.json()["columns"]
-
-
-def last_finished(url: str, batch_id: str) -> datetime:
-    engine = make_engine(url)
-    with session_factory(engine)() as s:
-        query = select(func.max(Job.finished_at)).where(Job.batch_id == uuid.UUID(batch_id))
-        last = s.scalar(query)
-    engine.dispose()
-    assert last is not None
-    return last if last.tzinfo else last.replace(tzinfo=UTC)
 
 
 def optuna_search(size: Size, budget: int, seed: int, x, y) -> Outcome:

@@ -8,18 +8,11 @@ import time
 import pytest
 
 from tests.browser.conftest import shoot
-from tests.factories import HTTP
+from tests.factories import HTTP, XOR_JOB
 
 pytestmark = pytest.mark.xdist_group("browser-ladder")
 
-BASE = {
-    "name": "xor",
-    "network": {"layers": [2, 4, 1]},
-    "optimizer": {"learning_rate": 2.0},
-    "epochs": 27,
-    "snapshot_every": 1000,
-    "dataset": {"builtin": "xor"},
-}
+BASE = XOR_JOB | {"epochs": 27, "snapshot_every": 1000}
 SPACE = {"optimizer.learning_rate": {"loguniform": [0.05, 5.0]}}
 ASHA = {"name": "asha", "reduction_factor": 3}
 PBT = {"name": "pbt", "perturbation_interval": 9, "quantile_fraction": 0.5}
