@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import auth, errors, limits, startup
+from api import auth, errors, limits, openapi, startup
 from api.logs import configure as configure_logging
 from api.queue import Queue
 from api.routes import (
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.auth == "required":
         app.add_middleware(auth.RequireKey)
     app.add_middleware(startup.StartupSentence)
+    openapi.install(app)
     return app
 
 

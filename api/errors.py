@@ -25,14 +25,17 @@ MEANINGS = {
 }
 
 
-def problems(*codes: int, streaming: bool = False) -> dict[int | str, dict]:
-    """OpenAPI `responses=` for these error statuses, each with the Problem body. FastAPI would
-    document a `model` under the route's own media type, so for a `streaming` route (its
-    success is text/event-stream) the JSON body is declared by reference instead."""
-    if not streaming:
-        return {code: {"model": Problem, "description": MEANINGS[code]} for code in codes}
-    json = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    return {code: {"description": MEANINGS[code], "content": json} for code in codes}
+def problems(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI `responses=` for these error statuses, each with the Problem body (as JSON
+    whatever the operation's success answers: api/openapi.py sees to that)."""
+    return {code: {"model": Problem, "description": MEANINGS[code]} for code in codes}
+
+
+def binary(description: str) -> dict:
+    """An OpenAPI response whose body is a file, for the `responses=` of an operation that
+    answers one (a generated client then returns its bytes)."""
+    schema = {"type": "string", "contentMediaType": "application/octet-stream"}
+    return {"description": description, "content": {"application/octet-stream": {"schema": schema}}}
 
 
 def unprocessable(loc: list[str], msg: str) -> HTTPException:
@@ -99,7 +102,9 @@ def _unreadable_body(cause: BaseException) -> JSONResponse:
 def _method_not_allowed(request: Request) -> JSONResponse:
     """405 whose Allow lists every method of the path. Starlette's names only those of the first
     route matching the path, and GET /v1/jobs and POST /v1/jobs are two routes: so each method
-    is tried against the routes as the router would."""
+    is tried against the routes as the router would. A path the document lists as it is
+    (/v1/datasets/csv) takes only its own methods, not those of a template it also fits
+    (GET /v1/datasets/{dataset_id}, which would only refuse the id)."""
     allowed = [
         method
         for method in METHODS
@@ -108,6 +113,9 @@ def _method_not_allowed(request: Request) -> JSONResponse:
             for route in request.app.router.routes
         )
     ]
+    literal = request.app.openapi()["paths"].get(request.url.path)
+    if literal is not None:
+        allowed = [m for m in allowed if m.lower() in literal or (m == "HEAD" and "get" in literal)]
     allow = ", ".join(allowed)
     sentence = f"{request.method} is not a method of {request.url.path}; it takes {allow}"
     return problem(405, sentence, headers={"Allow": allow})

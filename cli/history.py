@@ -141,46 +141,65 @@ def show_trajectory(found: dict, show_all: bool) -> None:
     console.print(f"{first:+.4f} {line} {last:+.4f} (linear scale)", soft_wrap=True)
 
 
+FILES = {"npz": "weights.npz", "onnx": "model.onnx"}
+
+
 @app.command()
 @friendly
 def export(
     job_id: JobId,
     epoch: Annotated[str, typer.Option(help="A snapshot epoch, or latest.")] = "latest",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="npz (W1, b1, …) or onnx (the network).")
+    ] = "npz",
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="The .npz file (default job-ID-epoch-K.npz here)."),
+        typer.Option("--output", "-o", help="The file (default job-ID-epoch-K.npz or .onnx)."),
     ] = None,
     url: Url = DEFAULT_URL,
     key: Key = None,
     as_json: AsJson = False,
 ) -> None:
-    """Download a snapshot's W^l and b^l as .npz (numpy.load: keys W1, b1, W2, b2, …)."""
+    """Download a snapshot: its W^l and b^l as .npz (numpy.load: keys W1, b1, W2, b2, …), or
+    the network at that epoch as an ONNX model (input x, output a_L)."""
     if epoch != "latest" and not epoch.isdigit():
         raise CliError(f"--epoch must be a snapshot epoch (0, 1, …) or latest, not {epoch!r}")
+    if format not in FILES:
+        raise CliError(f"--format must be npz or onnx, not {format!r}")
     with Client(url, key) as client:
         full_id = client.resolve(job_id)
-        response = client.send(
-            "GET", f"/v1/jobs/{full_id}/snapshots/{epoch}", params={"format": "npz"}
-        )
+        response = client.send("GET", f"/v1/jobs/{full_id}/snapshots/{epoch}/{FILES[format]}")
     disposition = response.headers.get("content-disposition", "")
     named = re.search(r'filename="([^"/\\]+)"', disposition)
-    path = output or Path(named.group(1) if named else f"job-{full_id}-epoch-{epoch}.npz")
+    path = output or Path(named.group(1) if named else f"job-{full_id}-epoch-{epoch}.{format}")
+    if format == "onnx":
+        _write(response.content, path)
+        if as_json:
+            print_json({"path": str(path), "bytes": len(response.content)})
+        else:
+            console.print(f"wrote {path} ({len(response.content):,} bytes, ONNX: input x, "
+                          "output a_L)", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        return
     arrays = save_npz(response.content, path)
     if as_json:
         print_json({"path": str(path), "arrays": arrays})
         return
-    console.print(f"wrote {path}", markup=False, highlight=False)
+    console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
     for key, info in arrays.items():
         shape = "×".join(map(str, info["shape"]))
         console.print(f"  {key:<4} {shape:<8} {info['dtype']}", markup=False, highlight=False)
 
 
-def save_npz(content: bytes, path: Path) -> dict[str, dict]:
-    """Write the file, then open it as numpy would: {key: {"shape", "dtype"}}."""
+def _write(content: bytes, path: Path) -> None:
     try:
         path.write_bytes(content)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def save_npz(content: bytes, path: Path) -> dict[str, dict]:
+    """Write the file, then open it as numpy would: {key: {"shape", "dtype"}}."""
+    _write(content, path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: {"shape": list(npz[k].shape), "dtype": str(npz[k].dtype)} for k in npz}

@@ -1,4 +1,6 @@
-"""/v1/datasets: upload a data set (JSON or CSV), list and read the caller's data sets."""
+"""/v1/datasets: upload a data set (JSON, or CSV at /v1/datasets/csv), list and read the
+caller's data sets. Each upload format is its own operation, with its own documented body and
+parameters, so a generated client offers each exactly what it reads."""
 
 from __future__ import annotations
 
@@ -23,24 +25,23 @@ from models.tables import Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
-MEDIA_TYPES = ("application/json", "text/csv")
+JSON, CSV = "application/json", "text/csv"
+CSV_PATH = "POST /v1/datasets/csv"
 
 DatasetIdPath = Annotated[uuid.UUID, Path(description="The data set's id.")]
-CsvName = Annotated[Name | None, Query(description="text/csv only: the data set's name.")]
+CsvName = Annotated[Name, Query(description="The data set's name.")]
 Targets = Annotated[
-    list[Column] | None,
-    Query(
-        max_length=100,
-        description="text/csv only: the columns that form y, in order; repeat for several.",
-    ),
-]
+    list[Column],
+    Query(min_length=1, max_length=100,
+          description="The columns that form y, in order; repeat for several."),
+]  # fmt: skip
 
 CSV_EXAMPLE = "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,0\n"
-UPLOAD_BODY = {
+JSON_BODY = {"required": True, "content": {JSON: {"schema": DatasetCreate.model_json_schema()}}}
+CSV_BODY = {
     "required": True,
     "content": {
-        "application/json": {"schema": DatasetCreate.model_json_schema()},
-        "text/csv": {
+        CSV: {
             "schema": {
                 "type": "string",
                 "description": "A header line, then one sample per line; every value a finite "
@@ -50,44 +51,71 @@ UPLOAD_BODY = {
         },
     },
 }
+UPLOADED = {
+    200: {"model": DatasetOut, "description": "The same content was already stored."},
+    **problems(413, 415, 422),
+}
 
 
-async def _upload(request: Request) -> tuple[str, bytes]:
-    """(media type, body), read here because the handler dispatches on the content type. The
-    body's size is bounded by limits.BodyLimit as it streams in."""
-    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media not in MEDIA_TYPES:
-        given = f"content type {media!r}" if media else "no content type"
-        msg = f"a data set is uploaded as {' or '.join(MEDIA_TYPES)}, not with {given}"
-        raise HTTPException(415, detail=msg)
-    return media, await request.body()
+def _body(media: str, elsewhere: dict[str, str]):
+    """A dependency reading the raw body of an upload in `media` (the handler parses it, for
+    its own sentences); `elsewhere` names the operation that reads each other media type.
+    The body's size is bounded by limits.BodyLimit as it streams in."""
+
+    async def read(request: Request) -> bytes:
+        given = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if given != media:
+            there = f"; {elsewhere[given]} reads {given}" if given in elsewhere else ""
+            what = f"content type {given!r}" if given else "no content type"
+            msg = f"this operation reads a body in {media}, not with {what}{there}"
+            raise HTTPException(415, detail=msg)
+        return await request.body()
+
+    return read
+
+
+JsonBody = Annotated[bytes, Depends(_body(JSON, {CSV: CSV_PATH}))]
+CsvBody = Annotated[bytes, Depends(_body(CSV, {JSON: "POST /v1/datasets"}))]
 
 
 @router.post(
-    "",
-    status_code=201,
-    response_model=DatasetOut,
-    openapi_extra={"requestBody": UPLOAD_BODY},
-    responses={
-        200: {"model": DatasetOut, "description": "The same content was already stored."},
-        **problems(413, 415, 422),
-    },
-)
+    "", status_code=201, response_model=DatasetOut, openapi_extra={"requestBody": JSON_BODY},
+    responses=UPLOADED,
+)  # fmt: skip
 def upload(
-    body: Annotated[tuple[str, bytes], Depends(_upload)],
+    raw: JsonBody, request: Request, response: Response, session: SessionDep, owner: OwnerDep
+) -> Dataset:
+    """Store a data set sent as JSON `{name, x, y}`. 201 with Location when new; 200 with the
+    stored data set when its content is already there."""
+    for param in ("name", "target"):
+        if param in request.query_params:
+            msg = f"is a parameter of {CSV_PATH}; a JSON upload carries name, x and y in its body"
+            raise unprocessable(["query", param], msg)
+    name, x, y = _read_json(raw)
+    return _stored(session, owner, name, x, y, response)
+
+
+@router.post(
+    "/csv", status_code=201, response_model=DatasetOut, openapi_extra={"requestBody": CSV_BODY},
+    responses=UPLOADED,
+)  # fmt: skip
+def upload_csv(
+    raw: CsvBody,
     response: Response,
     session: SessionDep,
     owner: OwnerDep,
-    name: CsvName = None,
-    target: Targets = None,
+    name: CsvName,
+    target: Targets,
 ) -> Dataset:
-    """Store a data set: JSON `{name, x, y}`, or CSV with `name` and `target` in the query.
-    201 with Location when new; 200 with the stored data set when its content is already there."""
-    media, raw = body
-    if media == "text/csv":
-        name, x, y = _read_csv(raw, name, target)
-    else:
-        name, x, y = _read_json(raw, name, target)
+    """Store a data set sent as CSV: a header line, then one sample per line; the `target`
+    columns form y. 201 with Location when new; 200 when its content is already there."""
+    x, y = _read_csv(raw, target)
+    return _stored(session, owner, name, x, y, response)
+
+
+def _stored(
+    session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray, response: Response
+) -> Dataset:
     row, created = _put(session, owner, name, x, y)
     if created:
         response.headers["Location"] = f"/v1/datasets/{row.id}"
@@ -105,18 +133,21 @@ def list_datasets(
     return pagination.newest_first(session, query, Dataset, limit, cursor)
 
 
+@router.api_route(
+    "/csv", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)  # fmt: skip
+def _csv_other_methods() -> None:
+    """/v1/datasets/csv takes POST only. Without this route GET would reach the data set
+    read below with the id "csv" and answer 422, where a client asked a method of a path."""
+    raise HTTPException(405)
+
+
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=problems(404, 422))
 def read_dataset(dataset_id: DatasetIdPath, session: SessionDep, owner: OwnerDep) -> Dataset:
     return get_owned(session, Dataset, dataset_id, owner)
 
 
-def _read_json(
-    raw: bytes, name: str | None, target: list[str] | None
-) -> tuple[str, np.ndarray, np.ndarray]:
-    for param, value in (("name", name), ("target", target)):
-        if value is not None:
-            msg = "is a text/csv parameter; a JSON upload carries name, x and y in its body"
-            raise unprocessable(["query", param], msg)
+def _read_json(raw: bytes) -> tuple[str, np.ndarray, np.ndarray]:
     try:
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -137,19 +168,12 @@ def _read_json(
     return body.name, *datasets.from_json(body)
 
 
-def _read_csv(
-    raw: bytes, name: str | None, target: list[str] | None
-) -> tuple[str, np.ndarray, np.ndarray]:
-    if name is None:
-        raise unprocessable(["query", "name"], "a text/csv upload needs a name")
-    if not target:
-        msg = "a text/csv upload names its y columns: at least one `target` parameter"
-        raise unprocessable(["query", "target"], msg)
+def _read_csv(raw: bytes, target: list[str]) -> tuple[np.ndarray, np.ndarray]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise unprocessable(["body"], f"is not UTF-8 text (byte {exc.start})") from None
-    return name, *datasets.from_csv(text, target)
+    return datasets.from_csv(text, target)
 
 
 def _put(

@@ -9,10 +9,11 @@ from typing import Annotated, Literal
 import numpy as np
 import orjson
 from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.orm import Session
 
-from api import history, pagination
+from api import history, onnx_model, pagination
 from api.deps import OwnerDep, SessionDep, get_owned
-from api.errors import problems, unprocessable
+from api.errors import binary, problems, unprocessable
 from api.fields import MAX_EPOCH, CursorQuery, OwnQuery
 from api.schemas import (
     EpochColumns,
@@ -35,6 +36,10 @@ JobId = Annotated[uuid.UUID, Path(description="The job's id.")]
 EpochArg = Annotated[
     str, Path(pattern=r"^(latest|[0-9]{1,10})$", description="An epoch, or `latest`.")
 ]
+# `?format=npz` answered the .npz file before it had its own operation; a client still sending
+# it gets a 422 that names the new one, not JSON where it expects a file.
+MovedFormat = Annotated[str | None, Query(include_in_schema=False)]
+BINARY = "application/octet-stream"
 
 
 @router.get(
@@ -117,44 +122,82 @@ def list_snapshots(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get(
-    "/{job_id}/snapshots/{epoch}",
-    response_model=SnapshotOut,
-    responses={200: {"content": {"application/octet-stream": {}}}, **problems(404, 422)},
-)
+@router.get("/{job_id}/snapshots/{epoch}", response_model=SnapshotOut, responses=problems(404, 422))
 def read_snapshot(
     job_id: JobId,
     epoch: EpochArg,
     session: SessionDep,
     owner: OwnerDep,
-    format: Annotated[Literal["json", "npz"], Query()] = "json",
     own: OwnQuery = False,
+    format: MovedFormat = None,
 ):
-    """W^l and b^l at an epoch in the seed's convention (weights[k][j] = w^l_kj); or, with
-    `format=npz`, a file numpy.load opens with allow_pickle=False, keys W1, b1, W2, b2, …"""
+    """W^l and b^l at an epoch in the seed's convention (weights[k][j] = w^l_kj). The same
+    arrays as a file: …/weights.npz; as a model: …/model.onnx."""
+    if format is not None:
+        msg = "is no longer read here: GET …/snapshots/{epoch}/weights.npz answers the .npz file"
+        raise unprocessable(["query", "format"], msg)
+    at, _, Ws, bs = _snapshot(session, job_id, epoch, owner, own)
+    layers = [
+        LayerOut(layer=l, weights=W.tolist(), biases=b.tolist())
+        for l, (W, b) in enumerate(zip(Ws, bs, strict=True), start=1)
+    ]
+    return SnapshotOut(epoch=at, layers=layers)
+
+
+def _file_operation(name: str, description: str):
+    """The route of GET …/snapshots/{epoch}/`name`: one binary file, described for a 200."""
+    path = f"/{{job_id}}/snapshots/{{epoch}}/{name}"
+    responses = {200: binary(description), **problems(404, 422)}
+    return router.get(path, response_class=Response, responses=responses)
+
+
+@_file_operation(
+    "weights.npz",
+    "numpy.load opens it with allow_pickle=False; keys W1, b1, W2, b2, …, each in the job's dtype",
+)
+def read_snapshot_npz(
+    job_id: JobId, epoch: EpochArg, session: SessionDep, owner: OwnerDep, own: OwnQuery = False
+) -> Response:
+    """The snapshot's W^l and b^l as a .npz file."""
+    at, _, Ws, bs = _snapshot(session, job_id, epoch, owner, own)
+    arrays = {f"W{l}": W for l, W in enumerate(Ws, 1)} | {f"b{l}": b for l, b in enumerate(bs, 1)}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return _attachment(buffer.getvalue(), BINARY, f"job-{job_id}-epoch-{at}.npz", at)
+
+
+@_file_operation(
+    "model.onnx",
+    f"An ONNX model (opset {onnx_model.OPSET}): input `{onnx_model.INPUT}` (N, n_0), output "
+    f"`{onnx_model.OUTPUT}` (N, n_L), in the job's dtype; a Gemm and the activation per layer",
+)
+def read_snapshot_onnx(
+    job_id: JobId, epoch: EpochArg, session: SessionDep, owner: OwnerDep, own: OwnQuery = False
+) -> Response:
+    """The network at the snapshot's epoch as an ONNX model: what POST …/predict computes."""
+    at, spec, Ws, bs = _snapshot(session, job_id, epoch, owner, own)
+    doc = f"deltaflow job {job_id} at epoch {at}"
+    model = onnx_model.build(spec, Ws, bs, doc)
+    return _attachment(model, BINARY, f"job-{job_id}-epoch-{at}.onnx", at)
+
+
+def _snapshot(
+    session: Session, job_id: uuid.UUID, epoch: str, owner: str, own: bool
+) -> tuple[int, TrainSpec, list[np.ndarray], list[np.ndarray]]:
+    """(the snapshot's epoch, the job's spec, W^1…W^L, b^1…b^L)."""
     job = get_owned(session, Job, job_id, owner)
     spec = TrainSpec.model_validate(job.spec)
     at, theta = history.snapshot(
         session, job, spec, None if epoch == "latest" else int(epoch), own=own
     )
     Ws, bs = Layout(spec.network.layers).split(theta)
-    if format == "npz":
-        arrays = {f"W{l}": W for l, W in enumerate(Ws, 1)} | {
-            f"b{l}": b for l, b in enumerate(bs, 1)
-        }
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        filename = f"job-{job_id}-epoch-{at}.npz"
-        return Response(
-            buffer.getvalue(),
-            media_type="application/octet-stream",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
-    layers = [
-        LayerOut(layer=l, weights=W.tolist(), biases=b.tolist())
-        for l, (W, b) in enumerate(zip(Ws, bs, strict=True), start=1)
-    ]
-    return SnapshotOut(epoch=at, layers=layers)
+    return at, spec, Ws, bs
+
+
+def _attachment(content: bytes, media: str, filename: str, epoch: int) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"',
+               "X-Snapshot-Epoch": str(epoch)}  # fmt: skip
+    return Response(content, media_type=media, headers=headers)
 
 
 @router.get("/{job_id}/trajectory", response_model=TrajectoryOut, responses=problems(404, 422))

@@ -162,7 +162,7 @@ def _stream_start(job_id: JobId, request: Request, owner: OwnerDep) -> StatusEve
 @router.get(
     "/{job_id}/events",
     response_class=EventSourceResponse,
-    responses=problems(404, 422, streaming=True),
+    responses=problems(404, 422),
 )
 async def events(
     job_id: JobId,

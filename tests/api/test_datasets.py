@@ -26,7 +26,7 @@ IRIS_ROWS = [[float(v) for v in line.split(",")] for line in IRIS.splitlines()[1
 
 def _csv(client, text: str, **params):
     headers = {"content-type": "text/csv; charset=utf-8"}
-    return client.post("/v1/datasets", content=text.encode(), params=params, headers=headers)
+    return client.post("/v1/datasets/csv", content=text.encode(), params=params, headers=headers)
 
 
 def _arrays(sessions, dataset_id: str) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +131,7 @@ BAD_UPLOADS = [
     (JSON, {"x": [[1]], "y": [1]}, {}, 422, "name: Field required"),
     (JSON, "", {}, 422, "body: is not valid JSON"),
     (JSON, "[1, 2]", {}, 422, "body: Input should be a valid dictionary"),
-    (JSON, XOR, {"target": "y"}, 422, "query.target: is a text/csv parameter"),
+    (JSON, XOR, {"target": "y"}, 422, "query.target: is a parameter of POST /v1/datasets/csv"),
     (CSV, "a,b,species\n1,2,0\n3,abc,1\n", CSV_TARGET, 422, "line 3, column 'b': 'abc' is not"),
     (CSV, "a,b,species\n1,2,0\n3,,1\n", CSV_TARGET, 422, "line 3, column 'b': '' is not a number"),
     (CSV, "a,b,species\n1,inf,0\n", CSV_TARGET, 422, "'inf' is not a finite number"),
@@ -146,14 +146,16 @@ BAD_UPLOADS = [
     (CSV, "a,b,species\n", CSV_TARGET, 422, "header but no data lines"),
     (CSV, 'a,b,species\n1,"2,0\n', CSV_TARGET, 422, "line 2: unexpected end of data"),
     (CSV, "", CSV_TARGET, 422, "the CSV is empty"),
-    (CSV, "a,b,species\n1,2,0\n", {"name": "t"}, 422, "query.target: a text/csv upload names"),
-    (CSV, "a,b,species\n1,2,0\n", {"target": "species"}, 422, "query.name: a text/csv upload"),
+    (CSV, "a,b,species\n1,2,0\n", {"name": "t"}, 422, "query.target: Field required"),
+    (CSV, "a,b,species\n1,2,0\n", {"target": "species"}, 422, "query.name: Field required"),
     (CSV, "a,a,species\n1,2,0\n", CSV_TARGET, 422, "names column 'a' twice"),
     (CSV, "a,species\n1,0\n", {"name": "t", "target": ["a", "species"]}, 422, "every column is"),
     (CSV, b"a,species\n\xff,0\n", CSV_TARGET, 422, "body: is not UTF-8 text"),
     ("text/plain", "a,species\n1,0\n", CSV_TARGET, 415, "not with content type 'text/plain'"),
     (None, "", {}, 415, "not with no content type"),
 ]
+# Each media type has its own operation (and so its own documented body and parameters).
+UPLOAD_PATHS = {CSV: "/v1/datasets/csv", "text/plain": "/v1/datasets/csv"}
 
 
 @pytest.mark.parametrize(("media", "body", "params", "status", "says"), BAD_UPLOADS)
@@ -164,7 +166,8 @@ def test_bad_uploads_say_why_and_store_nothing(shared, media, body, params, stat
         r = shared.client.post("/v1/datasets", json=body, params=params)
     else:
         content = body.encode() if isinstance(body, str) else body
-        r = shared.client.post("/v1/datasets", content=content, params=params, headers=headers)
+        path = UPLOAD_PATHS.get(media, "/v1/datasets")
+        r = shared.client.post(path, content=content, params=params, headers=headers)
     assert r.status_code == status, r.text
     assert says in r.json()["message"], r.json()["message"]
     assert shared.counts() == before
@@ -203,10 +206,23 @@ def test_unknown_malformed_and_other_owners_ids(client, sessions):
     assert "dataset_id" in r.json()["message"]
 
 
-def test_openapi_documents_both_upload_types(client):
-    operation = client.get("/openapi.json").json()["paths"]["/v1/datasets"]["post"]
-    content = operation["requestBody"]["content"]
-    assert set(content) == {"application/json", "text/csv"}
-    assert set(content["application/json"]["schema"]["properties"]) == {"name", "x", "y"}
-    assert {p["name"] for p in operation["parameters"]} == {"name", "target"}
-    assert {"200", "201", "415", "422"} <= set(operation["responses"])
+def test_openapi_documents_each_upload_as_its_own_operation(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    upload, csv = paths["/v1/datasets"]["post"], paths["/v1/datasets/csv"]["post"]
+    assert set(upload["requestBody"]["content"]) == {"application/json"}
+    schema = upload["requestBody"]["content"]["application/json"]["schema"]
+    assert set(schema["properties"]) == {"name", "x", "y"}
+    assert "parameters" not in upload  # name and target are the CSV operation's
+    assert set(csv["requestBody"]["content"]) == {"text/csv"}
+    assert {p["name"]: p["required"] for p in csv["parameters"]} == {"name": True, "target": True}
+    for operation in (upload, csv):
+        assert {"200", "201", "415", "422"} <= set(operation["responses"])
+
+
+def test_each_upload_operation_names_the_one_for_another_media_type(client):
+    r = client.post("/v1/datasets", content=b"a,y\n1,0\n", headers={"content-type": "text/csv"})
+    assert r.status_code == 415
+    assert "POST /v1/datasets/csv reads text/csv" in r.json()["message"]
+    r = client.post("/v1/datasets/csv", json=XOR, params={"name": "t", "target": "y"})
+    assert r.status_code == 415
+    assert "POST /v1/datasets reads application/json" in r.json()["message"]

@@ -120,8 +120,8 @@ def test_train_longer_is_a_fork_at_the_last_epoch(client, sessions, settings):
     straight = _run(client, sessions, settings,
                     client.post("/v1/jobs", json=body | {"epochs": 30}).json())  # fmt: skip
     assert _epochs(client, fork["id"])["loss"] == _epochs(client, straight["id"])["loss"]
-    a = client.get(f"/v1/jobs/{fork['id']}/snapshots/30?format=npz").content
-    b = client.get(f"/v1/jobs/{straight['id']}/snapshots/30?format=npz").content
+    a = client.get(f"/v1/jobs/{fork['id']}/snapshots/30/weights.npz").content
+    b = client.get(f"/v1/jobs/{straight['id']}/snapshots/30/weights.npz").content
     za, zb = (np.load(io.BytesIO(z)) for z in (a, b))
     assert all(za[k].tobytes() == zb[k].tobytes() for k in zb.files)
 
@@ -215,7 +215,7 @@ def test_every_optimizer_and_dtype_forks_bit_identically(client, sessions, setti
     fork = _run(client, sessions, settings, fork)
     assert _epochs(client, fork["id"])["loss"] == _epochs(client, parent["id"])["loss"]
     last = parent["epochs_done"]
-    a, b = (client.get(f"/v1/jobs/{j['id']}/snapshots/{last}?format=npz").content
+    a, b = (client.get(f"/v1/jobs/{j['id']}/snapshots/{last}/weights.npz").content
             for j in (parent, fork))  # fmt: skip
     za, zb = (np.load(io.BytesIO(z)) for z in (a, b))
     assert za["W1"].dtype == np.dtype(dtype)

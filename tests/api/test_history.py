@@ -199,8 +199,10 @@ def test_trajectory_out_of_range(shared, params, says):
 def test_npz_round_trips_the_json_snapshot(client, trained):
     job = trained()
     base = f"/v1/jobs/{job['id']}/snapshots/100"
-    r = client.get(base, params={"format": "npz"})
+    r = client.get(f"{base}/weights.npz")
     assert r.status_code == 200
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["x-snapshot-epoch"] == "100"
     assert "attachment" in r.headers["content-disposition"]
     npz = np.load(io.BytesIO(r.content), allow_pickle=False)
     assert sorted(npz.files) == ["W1", "W2", "b1", "b2"]
@@ -210,3 +212,11 @@ def test_npz_round_trips_the_json_snapshot(client, trained):
         assert npz[f"W{l}"].tolist() == layer["weights"]
         assert npz[f"b{l}"].tolist() == layer["biases"]
     assert npz["W1"].shape == (4, 2)
+
+
+def test_the_json_snapshot_names_the_npz_operation_for_the_old_format_parameter(client, trained):
+    job = trained()
+    r = client.get(f"/v1/jobs/{job['id']}/snapshots/100", params={"format": "npz"})
+    assert r.status_code == 422
+    assert r.json()["message"].startswith("query.format: is no longer read here")
+    assert "weights.npz" in r.json()["message"]

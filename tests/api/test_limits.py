@@ -48,7 +48,7 @@ def test_a_streamed_body_is_cut_off_at_the_limit(small, counts):
             yield b"0.5,1\n"
 
     headers = {"content-type": "text/csv"}
-    r = small.post("/v1/datasets", content=chunks(), params={"name": "d", "target": "y"},
+    r = small.post("/v1/datasets/csv", content=chunks(), params={"name": "d", "target": "y"},
                    headers=headers)  # fmt: skip
     assert "content-length" not in r.request.headers
     assert r.status_code == 413

@@ -60,7 +60,7 @@ def csv(text: str | bytes, status: int, says: str, params: Any = None, **kw: Any
     default = {"name": "t", "target": "y"}
     return Bad(
         "POST",
-        "/v1/datasets",
+        "/v1/datasets/csv",
         status,
         says,
         content=body,
@@ -280,7 +280,7 @@ CASES = {
         "POST",
         "/v1/datasets",
         422,
-        "query.target: is a text/csv parameter",
+        "query.target: is a parameter of POST /v1/datasets/csv",
         json={"name": "d", "x": [[0]], "y": [0]},
         params={"target": "y"},
     ),
@@ -288,9 +288,17 @@ CASES = {
         "POST",
         "/v1/datasets",
         415,
-        "a data set is uploaded as application/json or text/csv",
+        "this operation reads a body in application/json, not with content type 'text/plain'",
         content="x,y\n1,2\n",
         headers={"content-type": "text/plain"},
+    ),
+    "dataset-csv-at-the-json-operation": Bad(
+        "POST",
+        "/v1/datasets",
+        415,
+        "POST /v1/datasets/csv reads text/csv",
+        content="x,y\n1,2\n",
+        headers=CSV,
     ),
     # --- POST /v1/datasets: CSV ---
     "csv-empty": csv("", 422, "body: the CSV is empty"),
@@ -315,10 +323,10 @@ CASES = {
         params=[("name", "t"), ("target", "x"), ("target", "y")],
     ),
     "csv-without-target": csv(
-        "x,y\n1,2\n", 422, "query.target: a text/csv upload names its y", params={"name": "t"}
+        "x,y\n1,2\n", 422, "query.target: Field required", params={"name": "t"}
     ),
     "csv-without-name": csv(
-        "x,y\n1,2\n", 422, "query.name: a text/csv upload needs a name", params={"target": "y"}
+        "x,y\n1,2\n", 422, "query.name: Field required", params={"target": "y"}
     ),
     "csv-name-with-control-character": csv(
         "x,y\n1,2\n",

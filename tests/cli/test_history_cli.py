@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from tests.cli.helpers import error_line, invoke
@@ -260,6 +261,23 @@ def test_export_json_of_an_epoch(url: str, job_id: str, tmp_path: Path) -> None:
     snapshot = HTTP.get(f"{url}/v1/jobs/{job_id}/snapshots/20").json()
     with np.load(target, allow_pickle=False) as npz:
         np.testing.assert_array_equal(npz["W1"], np.array(snapshot["layers"][0]["weights"]))
+
+
+def test_export_onnx_writes_the_network_at_an_epoch(url: str, job_id: str, tmp_path: Path):
+    target = tmp_path / "e20.onnx"
+    result = invoke(url, "export", job_id, "--epoch", "20", "--format", "onnx", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert f"wrote {target}" in result.stdout
+    x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    session = ort.InferenceSession(target.read_bytes(), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["a_L"], {"x": x})
+    want = HTTP.post(f"{url}/v1/jobs/{job_id}/predict", json={"x": x.tolist(), "epoch": 20})
+    np.testing.assert_allclose(got, want.json()["outputs"], rtol=1e-12, atol=1e-12)
+
+
+def test_export_names_the_formats_it_writes(url: str, job_id: str, tmp_path: Path) -> None:
+    result = invoke(url, "export", job_id, "--format", "pt", "-o", str(tmp_path / "m.pt"))
+    assert "--format must be npz or onnx, not 'pt'" in error_line(result)
 
 
 @pytest.mark.parametrize(

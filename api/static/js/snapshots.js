@@ -95,7 +95,7 @@ export function snapshots(job) {
     const epoch = shown ?? "latest";
     try {
       await download(
-        `/v1/jobs/${job.id}/snapshots/${epoch}?format=npz`,
+        `/v1/jobs/${job.id}/snapshots/${epoch}/weights.npz`,
         `${job.name}-${job.id.slice(0, 8)}-epoch-${epoch}.npz`.replace(/[^\w.-]+/g, "_"),
       );
     } catch (error) {
