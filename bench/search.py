@@ -13,13 +13,17 @@ rate, the batch size and the optimizer (sgd or adam).
 - random search: fifo over the space (h — as `network.layers`, a choice of whole lists —, batch
   size and optimizer as choices, the learning rate log-uniform on [0.003, 0.5], which covers the
   grid's), as many samples as the grid has points.
-- ASHA, Hyperband (one full band of brackets), PBT: the same space, `metric` val_loss, η = 3,
-  rungs from epoch 1. PBT cannot perturb `network.*`: h stays what each trial drew (a clone
-  takes its source's).
-- Optuna: TPESampler + HyperbandPruner (min 1, max the epochs, η = 3) over the same space, each
-  trial the same `backprop.Trainer` in this process (1 BLAS thread, as a worker has), every
-  epoch's val_loss reported to the trial, pruned when Optuna says so, until it has trained as
-  many epochs as ASHA did in the same run (the trial that reaches the budget is cut there).
+- ASHA over the grid: the grid's points as the batch's `grid`, with `scheduler` asha (η = 3,
+  rungs from epoch 1): the issue's target compares it with the grid, on the same candidates.
+- ASHA over the space, Hyperband (one full band of brackets), PBT: the space, `metric`
+  val_loss, η = 3, rungs from epoch 1. PBT cannot perturb `network.*`: h stays what each trial
+  drew (a clone takes its source's).
+- Optuna: TPESampler + HyperbandPruner (min 1, max the epochs, η = 3), each trial the same
+  `backprop.Trainer` in this process (1 BLAS thread, as a worker has), every epoch's val_loss
+  reported to the trial, pruned when Optuna says so, until it has trained as many epochs as the
+  ASHA batch before it did in the same run (the trial that reaches the budget is cut there):
+  once over the grid's values (every dimension categorical) after ASHA over the grid, once over
+  the space after ASHA over the space.
 
 Each service batch runs alone on a real service (`cli.services.Stack`: API, 2 workers, reaper),
 one service per run. "best val_loss" is the least val_loss of any epoch of any trial: per job
@@ -69,6 +73,9 @@ OPTIMIZERS = ["sgd", "adam"]
 ETA = 3
 WORKERS = 2
 BATCH_TIMEOUT = 900.0  # s: a batch still unfinished by then is reported as a problem
+# Optuna runs right after these batches, on the same candidates, with the epochs they spent.
+OPTUNA_AFTER = {"asha-grid": "optuna-grid", "asha": "optuna"}
+ROWS = ("grid", "random", "asha-grid", "optuna-grid", "asha", "optuna", "hyperband", "pbt")
 
 
 @dataclass(frozen=True)
@@ -163,7 +170,9 @@ def methods(size: Size) -> list[Method]:
         Method("grid", f"grid (fifo, {n_grid} points × {e} epochs)", {"grid": grid(size)}),
         Method("random", f"random search (fifo, {n_grid} samples × {e} epochs)",
                {"space": sp, "num_samples": n_grid}),
-        Method("asha", f"ASHA ({size.asha_samples} samples, η = {ETA}, rungs {rungs})",
+        Method("asha-grid", f"ASHA over the grid's {n_grid} points (η = {ETA}, rungs {rungs})",
+               {"grid": grid(size), "scheduler": halving("asha", size)}),
+        Method("asha", f"ASHA over the space ({size.asha_samples} samples, η = {ETA})",
                {"space": sp, "num_samples": size.asha_samples,
                 "scheduler": halving("asha", size)}),
         Method("hyperband", f"Hyperband ({size.hyperband_samples} samples: one band, η = {ETA})",
@@ -279,8 +288,9 @@ def epochs(http: httpx.Client, job_id: str, own: bool) -> dict[str, list]:
     return answer.json()["columns"]
 
 
-def optuna_search(size: Size, budget: int, seed: int, x, y) -> Outcome:
-    """TPE + Hyperband pruning over the same space, in this process, until `budget` epochs."""
+def optuna_search(size: Size, budget: int, seed: int, x, y, on_grid: bool) -> Outcome:
+    """TPE + Hyperband pruning, in this process, until `budget` epochs: over the grid's values
+    (every dimension categorical) when `on_grid`, else over the space."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed)
     pruner = optuna.pruners.HyperbandPruner(
@@ -298,7 +308,8 @@ def optuna_search(size: Size, budget: int, seed: int, x, y) -> Outcome:
         while spent < budget:
             trial = study.ask()
             h = trial.suggest_categorical("h", size.hidden)
-            rate = trial.suggest_float("learning_rate", lo, hi, log=True)
+            rate = (trial.suggest_categorical("learning_rate", size.rates) if on_grid
+                    else trial.suggest_float("learning_rate", lo, hi, log=True))  # fmt: skip
             batch_size = trial.suggest_categorical("batch_size", size.batch_sizes)
             optimizer = trial.suggest_categorical("optimizer", OPTIMIZERS)
             spec = TrainSpec.model_validate(spec_body(h, rate, batch_size, optimizer, size.epochs))
@@ -352,10 +363,12 @@ def measure(size: Size, runs: int, setup: str) -> tuple[dict[str, list[Outcome]]
                         outcome = run_batch(svc, method, size, seed=run)
                         found[method.key].append(outcome)
                         note(setup, run, method.key, outcome)
-                        if method.key == "asha":
-                            opt = optuna_search(size, outcome.epochs, run, x, y)
-                            found["optuna"].append(opt)
-                            note(setup, run, "optuna", opt)
+                        if method.key in OPTUNA_AFTER:
+                            key = OPTUNA_AFTER[method.key]
+                            on_grid = method.key == "asha-grid"
+                            opt = optuna_search(size, outcome.epochs, run, x, y, on_grid)
+                            found[key].append(opt)
+                            note(setup, run, key, opt)
             finally:
                 stack.stop()
             problems += [f"run {run + 1}: {p}" for p in svc.problems]
@@ -374,11 +387,12 @@ def median(outcomes: list[Outcome], attr: str) -> float:
 
 def table(size: Size, setup: str, found: dict[str, list[Outcome]], several: bool) -> None:
     labels = {m.key: m.label for m in methods(size)}
-    labels["optuna"] = (f"Optuna {optuna.__version__}: TPE + HyperbandPruner, in process "
-                        "(1 process, ASHA's epochs)")  # fmt: skip
+    optuna_label = f"Optuna {optuna.__version__}: TPE + HyperbandPruner, in process"
+    labels["optuna-grid"] = f"{optuna_label}, over the grid's values (ASHA's epochs)"
+    labels["optuna"] = f"{optuna_label}, over the space (ASHA's epochs)"
     grid_epochs = median(found["grid"], "epochs")
     prefix = f"{setup}: " if several else ""
-    for key in ("grid", "random", "asha", "hyperband", "pbt", "optuna"):
+    for key in ROWS:
         got = found[key]
         epochs_spent = median(got, "epochs")
         print(f"| {prefix}{labels[key]} | {median(got, 'best'):.4f} | {epochs_spent:,.0f} "
@@ -387,22 +401,25 @@ def table(size: Size, setup: str, found: dict[str, list[Outcome]], several: bool
 
 
 def checks(setup: str, found: dict[str, list[Outcome]], several: bool) -> None:
+    """The issue's two targets, for ASHA over the grid's points and over the space."""
     prefix = f"{setup}: " if several else ""
-    grid, asha, opt = found["grid"], found["asha"], found["optuna"]
-    g_best, a_best, o_best = median(grid, "best"), median(asha, "best"), median(opt, "best")
-    g_ep, a_ep, o_ep = median(grid, "epochs"), median(asha, "epochs"), median(opt, "epochs")
-    gap, share = a_best / g_best - 1, a_ep / g_ep
-    ok = gap <= 0.02 and share <= 0.10
-    runs_ok = sum(a.best / g.best - 1 <= 0.02 and a.epochs / g.epochs <= 0.10
-                  for a, g in zip(asha, grid, strict=True))  # fmt: skip
-    print(f"- {prefix}ASHA within 2 % of grid best with ≤ 10 % of grid epochs: "
-          f"{'yes' if ok else 'no'} (ASHA {a_best:.4f} vs grid {g_best:.4f}, {100 * gap:+.1f} %; "
-          f"{a_ep:,.0f} of {g_ep:,.0f} epochs, {100 * share:.1f} %; "
-          f"{runs_ok} of {len(asha)} runs)")  # fmt: skip
-    runs_ok = sum(a.best <= o.best for a, o in zip(asha, opt, strict=True))
-    print(f"- {prefix}deltaflow best ≤ Optuna best at equal epochs: "
-          f"{'yes' if a_best <= o_best else 'no'} (ASHA {a_best:.4f} in {a_ep:,.0f} epochs vs "
-          f"Optuna {o_best:.4f} in {o_ep:,.0f}; {runs_ok} of {len(asha)} runs)")  # fmt: skip
+    grid = found["grid"]
+    g_best, g_ep = median(grid, "best"), median(grid, "epochs")
+    for key, what in (("asha-grid", "the grid's points"), ("asha", "the space")):
+        asha, opt = found[key], found[OPTUNA_AFTER[key]]
+        a_best, a_ep, o_best = median(asha, "best"), median(asha, "epochs"), median(opt, "best")
+        gap, share = a_best / g_best - 1, a_ep / g_ep
+        ok = gap <= 0.02 and share <= 0.10
+        runs_ok = sum(a.best / g.best - 1 <= 0.02 and a.epochs / g.epochs <= 0.10
+                      for a, g in zip(asha, grid, strict=True))  # fmt: skip
+        print(f"- {prefix}ASHA over {what} within 2 % of grid best with ≤ 10 % of grid epochs: "
+              f"{'yes' if ok else 'no'} ({a_best:.4f} vs grid {g_best:.4f}, {100 * gap:+.1f} %; "
+              f"{a_ep:,.0f} of {g_ep:,.0f} epochs, {100 * share:.1f} %; "
+              f"{runs_ok} of {len(asha)} runs)")  # fmt: skip
+        runs_ok = sum(a.best <= o.best for a, o in zip(asha, opt, strict=True))
+        print(f"- {prefix}ASHA over {what} ≤ Optuna over the same at equal epochs: "
+              f"{'yes' if a_best <= o_best else 'no'} ({a_best:.4f} vs Optuna {o_best:.4f} in "
+              f"{a_ep:,.0f} epochs; {runs_ok} of {len(asha)} runs)")  # fmt: skip
 
 
 def main() -> None:
