@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     blas_threads: int = Field(1, ge=1, description="BLAS threads per worker process.")
     max_grid_points: int = Field(1000, ge=1, description="Jobs one batch may create.")
     max_request_bytes: int = Field(32 << 20, ge=1024, description="Largest request body (413).")
+    max_upload_bytes: int = Field(
+        1 << 30,
+        ge=1024,
+        description="Largest body of a binary data-set upload (npz, Parquet), which is spooled "
+        "to a temporary file rather than held in memory (413).",
+    )
     max_epochs: int = Field(1_000_000, ge=1, description="Epochs one job may ask for.")
     max_layers: int = Field(100, ge=1, description="Layers with parameters in one network.")
     max_parameters: int = Field(10_000_000, ge=1, description="Weights and biases of a network.")

@@ -17,6 +17,7 @@ from api.routes import (
     batches,
     dashboard,
     datasets,
+    exports,
     forks,
     health,
     history,
@@ -30,7 +31,7 @@ from models.schema import check_database
 from settings import Settings, get_settings
 
 log = logging.getLogger("deltaflow.api")
-V1_ROUTERS = (jobs, history, job_actions, forks, datasets, batches, keys)
+V1_ROUTERS = (jobs, history, exports, job_actions, forks, datasets, batches, keys)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,7 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     # Starlette's too: an unknown path (404) or method (405) answers in the same shape.
     app.add_exception_handler(StarletteHTTPException, errors.http_error)
-    app.add_middleware(limits.BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        limits.BodyLimit,
+        max_bytes=settings.max_request_bytes,
+        upload_bytes=settings.max_upload_bytes,
+        upload_paths=datasets.BINARY_PATHS,
+    )
     if settings.auth == "required":
         app.add_middleware(auth.RequireKey)
     app.add_middleware(startup.StartupSentence)

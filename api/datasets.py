@@ -16,7 +16,7 @@ from api.deps import get_owned
 from api.errors import unprocessable
 from api.schemas import DatasetCreate
 from backprop import datasets
-from models.arrays import dataset_sha256, to_bytes
+from models.arrays import as_buffer, dataset_sha256
 from models.tables import Dataset
 
 RAGGED = "inline x and y must be rectangular: every row the same length"
@@ -75,8 +75,8 @@ def put(
         n_samples=x.shape[0],
         n_features=x.shape[1],
         n_outputs=y2.shape[1],
-        x=to_bytes(x, np.float64),
-        y=to_bytes(y2, np.float64),
+        x=as_buffer(x, np.float64),
+        y=as_buffer(y2, np.float64),
     )
     session.add(row)
     session.flush()
@@ -115,7 +115,7 @@ def from_csv(text: str, targets: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if not header:
             raise unprocessable(["body"], "the CSV is empty: expected a header line, then data")
         columns = _columns(header)
-        y_at = _targets(columns, targets)
+        y_at = target_columns(columns, targets, "the CSV")
         x_at = [i for i in range(len(columns)) if i not in y_at]
         rows = [_numbers(reader.line_num, row, columns) for row in reader if row]
     except csv.Error as exc:
@@ -137,11 +137,13 @@ def _columns(header: list[str]) -> list[str]:
     return columns
 
 
-def _targets(columns: list[str], targets: list[str]) -> list[int]:
+def target_columns(columns: list[str], targets: list[str], source: str) -> list[int]:
+    """The positions of the `targets` columns (which form y) among `source`'s columns; 422 at
+    query.target naming a missing or repeated one, or targets that leave x no feature."""
     for i, name in enumerate(targets):
         if name not in columns:
             known = ", ".join(map(repr, columns[:20])) + (", …" if len(columns) > 20 else "")
-            msg = f"the CSV has no column {name!r}; its columns are {known}"
+            msg = f"{source} has no column {name!r}; its columns are {known}"
             raise unprocessable(["query", "target"], msg)
         if name in targets[:i]:
             raise unprocessable(["query", "target"], f"names column {name!r} twice")

@@ -80,6 +80,24 @@ def downsample(session: Session, rng: EpochRange, points: int, fields: list[str]
     return {k: v for k, v in cols.items() if k == "epoch" or k in fields}, count
 
 
+def whole(
+    session: Session, rng: EpochRange, fields: list[str], points: int | None
+) -> tuple[dict[str, np.ndarray], int]:
+    """The range in one piece (the Arrow and Parquet answers, which have no pages), or its
+    downsample to `points`; and how many epochs the range holds."""
+    if points is not None:
+        return downsample(session, rng, points, fields)
+    cols = stored.epoch_columns(
+        session, rng.where, fields, rng.n_layers, first=max(rng.start, 1), last=rng.end
+    )
+    return cols, len(cols["epoch"])
+
+
+def n_layers(job: Job) -> int:
+    """L, the job's number of weight layers: the width of its per-layer fields."""
+    return len(TrainSpec.model_validate(job.spec).network.layers) - 1
+
+
 def parameter_index(layout: Layout, layer: int, param: str, k: int, j: int | None) -> int:
     """The position of w^l_kj or b^l_k in θ; 422 naming the valid range when out of it."""
     sizes = layout.sizes

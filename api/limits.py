@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 from fastapi import HTTPException
 from starlette.datastructures import Headers
@@ -26,29 +28,52 @@ def check(spec: TrainSpec, x: np.ndarray | None, settings: Settings, where: list
         (0 if x is None else x.size, "max_data_values", ["dataset"],
          "data values (samples × features)"),
     ):  # fmt: skip
-        limit = getattr(settings, setting)
-        if value > limit:
-            raise unprocessable(
-                ["body", *where, *field],
-                f"{value:,} {what} is over the limit of {limit:,} (DELTAFLOW_{setting.upper()})",
-            )
+        within(value, setting, what, settings, ["body", *where, *field])
+
+
+def within(value: int, setting: str, what: str, settings: Settings, loc: list[str]) -> None:
+    """422 at `loc` when `value` (of `what`) is over the DELTAFLOW_* `setting`."""
+    limit = getattr(settings, setting)
+    if value > limit:
+        msg = f"{value:,} {what} is over the limit of {limit:,} (DELTAFLOW_{setting.upper()})"
+        raise unprocessable(loc, msg)
+
+
+def data_values(n: int, settings: Settings, loc: list[str]) -> None:
+    """422 for a data set of more than DELTAFLOW_MAX_DATA_VALUES values (samples × features):
+    one sentence whether the upload or the job brings it."""
+    within(n, "max_data_values", "data values (samples × features)", settings, loc)
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for a request body over DELTAFLOW_MAX_REQUEST_BYTES, in the API's
-    error shape, before anything parses the body — at once when Content-Length declares too
-    much, else as soon as the streamed bytes pass the limit."""
+    """ASGI middleware: 413 for a request body over DELTAFLOW_MAX_REQUEST_BYTES (over
+    DELTAFLOW_MAX_UPLOAD_BYTES on `upload_paths`, the binary uploads, which spool to disk), in
+    the API's error shape, before anything parses the body — at once when Content-Length
+    declares too much, else as soon as the streamed bytes pass the limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_bytes: int | None = None,
+        upload_paths: Collection[str] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = max_bytes if upload_bytes is None else upload_bytes
+        self.upload_paths = frozenset(upload_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope["path"] in self.upload_paths:
+            limit, setting = self.upload_bytes, "DELTAFLOW_MAX_UPLOAD_BYTES"
+        else:
+            limit, setting = self.max_bytes, "DELTAFLOW_MAX_REQUEST_BYTES"
+        over = f"is over the limit of {limit:,} bytes ({setting})"
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            sentence = f"the request body of {int(declared):,} bytes {self._over}"
+        if declared.isdigit() and int(declared) > limit:
+            sentence = f"the request body of {int(declared):,} bytes {over}"
             return await problem(413, sentence)(scope, receive, send)
         received = 0
 
@@ -56,13 +81,9 @@ class BodyLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > limit:
                 # Raised inside the route's body read: FastAPI answers it with errors.http_error.
-                raise HTTPException(413, detail=f"the request body {self._over}")
+                raise HTTPException(413, detail=f"the request body {over}")
             return message
 
         return await self.app(scope, limited, send)
-
-    @property
-    def _over(self) -> str:
-        return f"is over the limit of {self.max_bytes:,} bytes (DELTAFLOW_MAX_REQUEST_BYTES)"

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from cli.client import CliError
+from deltaflow.errors import DeltaflowError
 
 app = typer.Typer(
     help="deltaflow: train neural networks by backpropagation, every epoch kept.",
@@ -48,7 +49,7 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except CliError as exc:
+        except DeltaflowError as exc:
             errors.print(f"error: {exc}", style="red", markup=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:

@@ -17,6 +17,15 @@ def to_bytes(array: np.ndarray, dtype: npt.DTypeLike | None = None) -> bytes:
     return np.ascontiguousarray(array, dtype=dt).tobytes()
 
 
+def as_buffer(array: np.ndarray, dtype: npt.DTypeLike) -> bytes | memoryview:
+    """The bytes `to_bytes` would give, as a view of `array` when its memory already holds them
+    (C order, little-endian `dtype`): a large data set is hashed and stored without a copy."""
+    dt = np.dtype(dtype).newbyteorder("<")
+    if array.dtype == dt and array.flags.c_contiguous:
+        return array.data.cast("B")
+    return to_bytes(array, dt)
+
+
 def from_bytes(data: bytes, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> np.ndarray:
     """The array `to_bytes` wrote (read-only view of `data`)."""
     return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
@@ -50,5 +59,5 @@ def dataset_sha256(x: np.ndarray, y: np.ndarray) -> str:
     h = hashlib.sha256()
     for part in (x, y):
         h.update(repr(part.shape).encode())
-        h.update(to_bytes(part, np.float64))
+        h.update(as_buffer(part, np.float64))
     return h.hexdigest()

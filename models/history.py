@@ -155,6 +155,50 @@ def _decode(rows: list[tuple], fields: Sequence[str], n_layers: int) -> dict[str
     return out
 
 
+def many_epoch_columns(
+    s: Session,
+    wheres: dict[uuid.UUID, History],
+    fields: Sequence[str],
+    n_layers: dict[uuid.UUID, int],
+    *,
+    first: int = 1,
+    last: int | None = None,
+) -> dict[uuid.UUID, dict[str, np.ndarray]]:
+    """epoch_columns of several jobs (each its own id or a fork's segments) from one query:
+    every chunk of the jobs their segments name that overlaps first..last, in key order (the
+    primary key (job_id, first_epoch) serves it), then cut per segment in numpy."""
+    upper = last if last is not None else MAX_EPOCH
+    stored_ids = sorted({seg.job_id for w in wheres.values() for seg in _segments(w)}, key=str)
+    marks = ", ".join(["%s"] * len(stored_ids))
+    columns = ", ".join(["job_id", "first_epoch", "last_epoch", *fields])
+    rows = query(
+        s,
+        f"SELECT {columns} FROM epoch_chunks WHERE job_id IN ({marks}) "
+        "AND last_epoch >= %s AND first_epoch <= %s ORDER BY job_id, first_epoch",
+        (*stored_ids, first, upper),
+    ) if stored_ids else []  # fmt: skip
+    by_job: dict[uuid.UUID, list[tuple]] = {}
+    for row in rows:  # one row a chunk: a few per job, not one per epoch
+        key = row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0]))
+        by_job.setdefault(key, []).append(row[1:])
+    out = {}
+    for job_id, where in wheres.items():
+        parts = []
+        for seg in _segments(where):
+            lo, hi = max(first, seg.first), min(upper, seg.last)
+            if lo <= hi:
+                cols = _decode(by_job.get(seg.job_id, []), fields, n_layers[job_id])
+                keep = (cols["epoch"] >= lo) & (cols["epoch"] <= hi)
+                parts.append({k: v[keep] for k, v in cols.items()})
+        if len(parts) == 1:
+            out[job_id] = parts[0]
+        elif parts:
+            out[job_id] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        else:
+            out[job_id] = _decode([], fields, n_layers[job_id])
+    return out
+
+
 def epoch_count(s: Session, job_id: uuid.UUID) -> tuple[int, int | None, int | None, int]:
     """(epochs stored, the first, the last, chunks holding them) for the job."""
     row = query(

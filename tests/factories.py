@@ -12,7 +12,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -158,6 +158,24 @@ def sqlite_stack(tmp: Path, workers: int = 1, **env: str) -> Stack:
         **env,
     }
     return Stack(port=free_port(), workers=workers, env=env, log_dir=tmp / "logs")
+
+
+@contextmanager
+def service(kind: str, databases, redis_indexes, tmp: Path, **env: str) -> Iterator[Stack]:
+    """A running service on one set-up: "embedded" (SQLite + its broker) or
+    "postgresql+redis" (a fresh PostgreSQL database and Redis index)."""
+    env = {"DELTAFLOW_FLUSH_INTERVAL": "0.1", "DELTAFLOW_REAPER_INTERVAL": "0.5", **env}
+    with ExitStack() as resources:
+        if kind == "embedded":
+            env["DELTAFLOW_DATABASE_URL"] = f"sqlite:///{tmp}/deltaflow.db"
+        else:
+            env["DELTAFLOW_DATABASE_URL"] = resources.enter_context(
+                databases.postgres(migrated=False)
+            )
+            env["DELTAFLOW_BROKER_URL"] = resources.enter_context(redis_indexes.take())
+        yield resources.enter_context(
+            running(Stack(port=free_port(), env=env, log_dir=tmp / "logs"))
+        )
 
 
 @contextmanager

@@ -1,12 +1,12 @@
-"""/v1/datasets: upload a data set (JSON, or CSV at /v1/datasets/csv), list and read the
-caller's data sets. Each upload format is its own operation, with its own documented body and
-parameters, so a generated client offers each exactly what it reads."""
+"""/v1/datasets: upload a data set (JSON; CSV, .npz or Parquet at /v1/datasets/csv, /npz,
+/parquet), list and read the caller's data sets. Each upload format is its own operation, with
+its own documented body and parameters, so a generated client offers each what it reads."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated
+from typing import IO, Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -16,20 +16,29 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import datasets, pagination
-from api.deps import OwnerDep, SessionDep, get_owned
+from api import datasets, limits, pagination, uploads
+from api.deps import OwnerDep, SessionDep, SettingsDep, get_owned
 from api.errors import problems, unprocessable
 from api.fields import Column, CursorQuery, Name, PageLimit
 from api.schemas import DatasetCreate, DatasetOut, Page
 from models.tables import Dataset
+from settings import Settings
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 JSON, CSV = "application/json", "text/csv"
+NPZ, PARQUET = "application/octet-stream", "application/vnd.apache.parquet"
 CSV_PATH = "POST /v1/datasets/csv"
+OPERATIONS = {
+    JSON: "POST /v1/datasets",
+    CSV: CSV_PATH,
+    NPZ: "POST /v1/datasets/npz",
+    PARQUET: "POST /v1/datasets/parquet",
+}
+BINARY_PATHS = ("/v1/datasets/npz", "/v1/datasets/parquet")  # DELTAFLOW_MAX_UPLOAD_BYTES
 
 DatasetIdPath = Annotated[uuid.UUID, Path(description="The data set's id.")]
-CsvName = Annotated[Name, Query(description="The data set's name.")]
+NameQuery = Annotated[Name, Query(description="The data set's name.")]
 Targets = Annotated[
     list[Column],
     Query(min_length=1, max_length=100,
@@ -51,6 +60,24 @@ CSV_BODY = {
         },
     },
 }
+
+
+def _file_body(media: str, description: str) -> dict:
+    schema = {"type": "string", "contentMediaType": media, "description": description}
+    return {"required": True, "content": {media: {"schema": schema}}}
+
+
+NPZ_BODY = _file_body(
+    NPZ,
+    "An .npz file (numpy.savez or savez_compressed) holding `x`, 2-D (samples × features), "
+    "and `y`, 1-D labels or 2-D targets with one row per sample; integer or floating-point "
+    "dtypes, every value finite. Never unpickled.",
+)
+PARQUET_BODY = _file_body(
+    PARQUET,
+    "A Parquet file of integer or floating-point columns, no missing values: the `target` "
+    "columns form y, every other column is a feature of x.",
+)
 UPLOADED = {
     200: {"model": DatasetOut, "description": "The same content was already stored."},
     **problems(413, 415, 422),
@@ -63,19 +90,16 @@ def _body(media: str, elsewhere: dict[str, str]):
     The body's size is bounded by limits.BodyLimit as it streams in."""
 
     async def read(request: Request) -> bytes:
-        given = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if given != media:
-            there = f"; {elsewhere[given]} reads {given}" if given in elsewhere else ""
-            what = f"content type {given!r}" if given else "no content type"
-            msg = f"this operation reads a body in {media}, not with {what}{there}"
-            raise HTTPException(415, detail=msg)
+        uploads.require_media(request, media, elsewhere)
         return await request.body()
 
     return read
 
 
-JsonBody = Annotated[bytes, Depends(_body(JSON, {CSV: CSV_PATH}))]
-CsvBody = Annotated[bytes, Depends(_body(CSV, {JSON: "POST /v1/datasets"}))]
+JsonBody = Annotated[bytes, Depends(_body(JSON, OPERATIONS))]
+CsvBody = Annotated[bytes, Depends(_body(CSV, OPERATIONS))]
+NpzBody = Annotated[IO[bytes], Depends(uploads.spooled(NPZ, OPERATIONS))]
+ParquetBody = Annotated[IO[bytes], Depends(uploads.spooled(PARQUET, OPERATIONS))]
 
 
 @router.post(
@@ -83,8 +107,9 @@ CsvBody = Annotated[bytes, Depends(_body(CSV, {JSON: "POST /v1/datasets"}))]
     responses=UPLOADED,
 )  # fmt: skip
 def upload(
-    raw: JsonBody, request: Request, response: Response, session: SessionDep, owner: OwnerDep
-) -> Dataset:
+    raw: JsonBody, request: Request, response: Response, session: SessionDep, owner: OwnerDep,
+    settings: SettingsDep,
+) -> Dataset:  # fmt: skip
     """Store a data set sent as JSON `{name, x, y}`. 201 with Location when new; 200 with the
     stored data set when its content is already there."""
     for param in ("name", "target"):
@@ -92,7 +117,7 @@ def upload(
             msg = f"is a parameter of {CSV_PATH}; a JSON upload carries name, x and y in its body"
             raise unprocessable(["query", param], msg)
     name, x, y = _read_json(raw)
-    return _stored(session, owner, name, x, y, response)
+    return _stored(session, owner, name, x, y, response, settings)
 
 
 @router.post(
@@ -104,18 +129,60 @@ def upload_csv(
     response: Response,
     session: SessionDep,
     owner: OwnerDep,
-    name: CsvName,
+    settings: SettingsDep,
+    name: NameQuery,
     target: Targets,
 ) -> Dataset:
     """Store a data set sent as CSV: a header line, then one sample per line; the `target`
     columns form y. 201 with Location when new; 200 when its content is already there."""
     x, y = _read_csv(raw, target)
-    return _stored(session, owner, name, x, y, response)
+    return _stored(session, owner, name, x, y, response, settings)
+
+
+@router.post(
+    "/npz", status_code=201, response_model=DatasetOut, openapi_extra={"requestBody": NPZ_BODY},
+    responses=UPLOADED,
+)  # fmt: skip
+def upload_npz(
+    file: NpzBody,
+    response: Response,
+    session: SessionDep,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    name: NameQuery,
+) -> Dataset:
+    """Store a data set sent as an .npz file of arrays `x` and `y`, up to
+    DELTAFLOW_MAX_UPLOAD_BYTES (1 GiB by default; streamed to disk, not held in memory). 201
+    with Location when new; 200 when its content is already there."""
+    x, y = uploads.from_npz(file, settings)
+    return _stored(session, owner, name, x, y, response, settings)
+
+
+@router.post(
+    "/parquet", status_code=201, response_model=DatasetOut,
+    openapi_extra={"requestBody": PARQUET_BODY}, responses=UPLOADED,
+)  # fmt: skip
+def upload_parquet(
+    file: ParquetBody,
+    response: Response,
+    session: SessionDep,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    name: NameQuery,
+    target: Targets,
+) -> Dataset:
+    """Store a data set sent as a Parquet file, up to DELTAFLOW_MAX_UPLOAD_BYTES (as .npz);
+    the `target` columns form y. 201 with Location when new; 200 when its content is already
+    there."""
+    x, y = uploads.from_parquet(file, target, settings)
+    return _stored(session, owner, name, x, y, response, settings)
 
 
 def _stored(
-    session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray, response: Response
-) -> Dataset:
+    session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray, response: Response,
+    settings: Settings,
+) -> Dataset:  # fmt: skip
+    limits.data_values(x.size, settings, ["body", "x"])
     row, created = _put(session, owner, name, x, y)
     if created:
         response.headers["Location"] = f"/v1/datasets/{row.id}"
@@ -133,13 +200,18 @@ def list_datasets(
     return pagination.newest_first(session, query, Dataset, limit, cursor)
 
 
-@router.api_route(
-    "/csv", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
-)  # fmt: skip
-def _csv_other_methods() -> None:
-    """/v1/datasets/csv takes POST only. Without this route GET would reach the data set
-    read below with the id "csv" and answer 422, where a client asked a method of a path."""
+def _upload_other_methods() -> None:
+    """The upload paths take POST only. Without these routes GET /v1/datasets/csv would reach
+    the data set read below with the id "csv" and answer 422, where a client asked a method
+    of a path."""
     raise HTTPException(405)
+
+
+for _path in ("/csv", "/npz", "/parquet"):
+    router.add_api_route(
+        _path, _upload_other_methods, methods=["GET", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )  # fmt: skip
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=problems(404, 422))

@@ -8,10 +8,11 @@ from typing import Annotated, Literal
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Path, Query, Response
+import pyarrow as pa
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from api import history, onnx_model, pagination
+from api import arrow, history, onnx_model, pagination
 from api.deps import OwnerDep, SessionDep, get_owned
 from api.errors import binary, problems, unprocessable
 from api.fields import MAX_EPOCH, CursorQuery, OwnQuery
@@ -40,26 +41,43 @@ EpochArg = Annotated[
 # it gets a 422 that names the new one, not JSON where it expects a file.
 MovedFormat = Annotated[str | None, Query(include_in_schema=False)]
 BINARY = "application/octet-stream"
+StartQuery = Annotated[int, Query(ge=0, le=MAX_EPOCH, description="First epoch of the range.")]
+EndQuery = Annotated[int | None, Query(ge=0, le=MAX_EPOCH, description="Last epoch of the range.")]
+FieldsQuery = Annotated[
+    str | None, Query(max_length=200, description="Comma-separated; default all.")
+]
+PointsQuery = Annotated[
+    int | None, Query(ge=4, le=10_000, description="Thin the range to at most this many.")
+]
+ARROW_COLUMNS = (
+    "`epoch` (int64), then each field as float64, null where the JSON has null; a per-layer "
+    "field as one column per layer, `grad_norm_weights_1` … `grad_norm_weights_L` (l of W^l)"
+)
+EPOCHS_200 = {
+    "description": (
+        "Rows or columns as JSON. With `Accept: application/vnd.apache.arrow.stream` the same "
+        "operation answers an Apache Arrow IPC stream of the whole range instead (no pages: "
+        f"`cursor` is refused, `limit` ignored; `points` honoured): {ARROW_COLUMNS}. A "
+        "downsample says so in `X-Downsampled-Of` (the epochs of the range)."
+    )
+}
 
 
 @router.get(
-    "/{job_id}/epochs", response_model=EpochRows | EpochColumns, responses=problems(404, 422)
+    "/{job_id}/epochs",
+    response_model=EpochRows | EpochColumns,
+    responses={200: EPOCHS_200, **problems(404, 422)},
 )
 def list_epochs(
     job_id: JobId,
+    request: Request,
     session: SessionDep,
     owner: OwnerDep,
-    start: Annotated[int, Query(ge=0, le=MAX_EPOCH, description="First epoch of the range.")] = 0,
-    end: Annotated[
-        int | None, Query(ge=0, le=MAX_EPOCH, description="Last epoch of the range.")
-    ] = None,
-    fields: Annotated[
-        str | None, Query(max_length=200, description="Comma-separated; default all.")
-    ] = None,
+    start: StartQuery = 0,
+    end: EndQuery = None,
+    fields: FieldsQuery = None,
     format: Annotated[Literal["rows", "columns"], Query()] = "rows",
-    points: Annotated[
-        int | None, Query(ge=4, le=10_000, description="Thin the range to at most this many.")
-    ] = None,
+    points: PointsQuery = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     cursor: CursorQuery = None,
     own: OwnQuery = False,
@@ -68,8 +86,15 @@ def list_epochs(
     downsample that always keeps the first, last, minimum-loss and maximum-loss epochs."""
     job = get_owned(session, Job, job_id, owner)
     chosen = history.parse_fields(fields)
-    n_layers = len(TrainSpec.model_validate(job.spec).network.layers) - 1
-    rng = history.EpochRange(lineage.segments(session, job, own=own), n_layers, start, end)
+    rng = history.EpochRange(
+        lineage.segments(session, job, own=own), history.n_layers(job), start, end
+    )
+    if arrow.STREAM in request.headers.get("accept", ""):
+        if cursor:
+            raise unprocessable(["query", "cursor"], "an Arrow stream is the whole range in one "
+                                "answer, never a page; drop the cursor")  # fmt: skip
+        record, headers = _record(session, rng, chosen, points)
+        return Response(arrow.stream_bytes(record), media_type=arrow.STREAM, headers=headers)
     downsampled = next_cursor = None
     if points is not None:
         if cursor:
@@ -88,6 +113,47 @@ def list_epochs(
     else:
         body = {"items": _rows(columns), **page}
     return _json(body)
+
+
+def _record(
+    session: Session, rng: history.EpochRange, fields: list[str], points: int | None
+) -> tuple[pa.RecordBatch, dict[str, str]]:
+    """The whole range (or its downsample) as one record batch, and the headers saying how
+    many epochs a downsample was taken from."""
+    columns, total = history.whole(session, rng, fields, points)
+    record = arrow.batch(columns, arrow.schema(fields, rng.n_layers), rng.n_layers)
+    thinned = total > len(columns["epoch"])
+    return record, {"X-Downsampled-Of": str(total)} if thinned else {}
+
+
+@router.get(
+    "/{job_id}/epochs.parquet",
+    response_class=Response,
+    responses={
+        200: binary(f"A Parquet file, one row per epoch: {ARROW_COLUMNS}"),
+        **problems(404, 422),
+    },
+)
+def download_epochs_parquet(
+    job_id: JobId,
+    session: SessionDep,
+    owner: OwnerDep,
+    start: StartQuery = 0,
+    end: EndQuery = None,
+    fields: FieldsQuery = None,
+    points: PointsQuery = None,
+    own: OwnQuery = False,
+) -> Response:
+    """The epochs of GET …/epochs (a range, chosen fields, a downsample) as one Parquet file:
+    `pandas.read_parquet` opens it."""
+    job = get_owned(session, Job, job_id, owner)
+    chosen = history.parse_fields(fields)
+    rng = history.EpochRange(
+        lineage.segments(session, job, own=own), history.n_layers(job), start, end
+    )
+    record, headers = _record(session, rng, chosen, points)
+    headers["Content-Disposition"] = f'attachment; filename="job-{job_id}-epochs.parquet"'
+    return Response(arrow.parquet_bytes(record), media_type=BINARY, headers=headers)
 
 
 def _rows(columns: dict[str, np.ndarray]) -> list[dict]:

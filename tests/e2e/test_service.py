@@ -4,17 +4,15 @@ on the embedded set-up (SQLite + SQLite broker) and on PostgreSQL + Redis."""
 from __future__ import annotations
 
 import uuid
-from contextlib import ExitStack
 
 import numpy as np
 import pytest
 
-from cli.services import Stack, free_port
 from models.db import make_engine, session_factory
 from tests.factories import (
     HTTP,
     reference,
-    running,
+    service,
     snapshot_epochs,
     stored_epochs,
     stored_snapshot,
@@ -42,18 +40,8 @@ def stack(request, databases, redis_indexes, tmp_path_factory):
     """One service per set-up for the module: starting and stopping one costs seconds of CPU,
     and each test here finds its own jobs by id."""
     tmp = tmp_path_factory.mktemp("e2e")
-    env = {"DELTAFLOW_FLUSH_INTERVAL": "0.1", "DELTAFLOW_REAPER_INTERVAL": "0.5"}
-    with ExitStack() as resources:
-        if request.param == "embedded":
-            env["DELTAFLOW_DATABASE_URL"] = f"sqlite:///{tmp}/deltaflow.db"
-        else:
-            env["DELTAFLOW_DATABASE_URL"] = resources.enter_context(
-                databases.postgres(migrated=False)
-            )
-            env["DELTAFLOW_BROKER_URL"] = resources.enter_context(redis_indexes.take())
-        yield resources.enter_context(
-            running(Stack(port=free_port(), env=env, log_dir=tmp / "logs"))
-        )
+    with service(request.param, databases, redis_indexes, tmp) as found:
+        yield found
 
 
 def test_submit_train_and_read_back(stack):
