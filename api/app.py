@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Training jobs for neural networks, with every epoch's loss and parameters kept.",
         lifespan=lifespan,
+        # operationId = the handler's name (list_epochs, upload_npz): what a generated client
+        # calls its functions, rather than FastAPI's name + path + method.
+        generate_unique_id_function=lambda route: route.name,
         **_docs(settings),
     )
     app.include_router(health.router)

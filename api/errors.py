@@ -34,7 +34,7 @@ def problems(*codes: int) -> dict[int | str, dict]:
 def binary(description: str) -> dict:
     """An OpenAPI response whose body is a file, for the `responses=` of an operation that
     answers one (a generated client then returns its bytes)."""
-    schema = {"type": "string", "contentMediaType": "application/octet-stream"}
+    schema = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
     return {"description": description, "content": {"application/octet-stream": {"schema": schema}}}
 
 

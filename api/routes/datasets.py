@@ -53,6 +53,7 @@ CSV_BODY = {
         CSV: {
             "schema": {
                 "type": "string",
+                "format": "binary",  # generators (openapi-python-client) then send a file
                 "description": "A header line, then one sample per line; every value a finite "
                 "number. The `target` columns form y, every other column is a feature of x.",
             },
@@ -63,7 +64,8 @@ CSV_BODY = {
 
 
 def _file_body(media: str, description: str) -> dict:
-    schema = {"type": "string", "contentMediaType": media, "description": description}
+    schema = {"type": "string", "format": "binary", "contentMediaType": media,
+              "description": description}  # fmt: skip
     return {"required": True, "content": {media: {"schema": schema}}}
 
 

@@ -34,6 +34,9 @@ EXAMPLES = int(os.environ.get("DELTAFLOW_FUZZ_EXAMPLES", "50"))
 # every schema-valid request succeeds does not hold by design; every other check runs.
 EXCLUDED = [positive_data_acceptance]
 
+# A Parquet body is a file: sent as the bytes schemathesis generates for any binary body.
+schemathesis.serializer.alias("application/vnd.apache.parquet", "application/octet-stream")
+
 
 @pytest.fixture(params=SETUPS)
 def settings(request, databases, redis_indexes, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -162,13 +163,19 @@ def test_errors_carry_the_apis_sentence(client, url):
         client.datasets.upload(words, name="words", target="label")
 
 
-def test_no_service_and_no_answer_name_the_url(url):
+def test_no_service_and_no_answer_name_the_url():
     with pytest.raises(
         deltaflow.ServiceUnavailable, match=r"cannot reach .* http://127\.0\.0\.1:9"
     ):
         deltaflow.Client("http://127.0.0.1:9").jobs.get("0" * 36)
-    with pytest.raises(deltaflow.ServiceUnavailable, match=f"{re.escape(url)} did not answer"):
-        deltaflow.Client(url, timeout=1e-6).jobs.get("0" * 36)
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        quiet = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(
+            deltaflow.ServiceUnavailable, match=f"{re.escape(quiet)} did not answer"
+        ):
+            deltaflow.Client(quiet, timeout=0.5).jobs.get("0" * 36)
 
 
 def test_the_defaults_come_from_the_environment(url, monkeypatch):
