@@ -16,7 +16,7 @@ from api.deps import get_owned
 from api.errors import unprocessable
 from api.schemas import DatasetCreate
 from backprop import datasets
-from models.arrays import as_buffer, dataset_sha256
+from models.datasets import Content, dataset_arrays, insert_dataset
 from models.tables import Dataset
 
 RAGGED = "inline x and y must be rectangular: every row the same length"
@@ -48,39 +48,27 @@ def load(
     """(stored row or None, name, x, y) for any reference; a stored id is checked for owner."""
     if isinstance(ref, DatasetId):
         row = get_owned(session, Dataset, ref.id, owner)
-        return row, row.name, *row.arrays()
+        return row, row.name, *dataset_arrays(session, row.id)
     return None, *materialise(ref)
 
 
 def store(session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
     """The row holding this content for `owner`, inserted if new. x and y must already have
     passed `backprop.data.prepare`. Does not commit: the caller's transaction does."""
-    return put(session, owner, name, x, y)[0]
+    content = Content.of(x, y)
+    return put(session, owner, name, content, content.sha256())[0]
 
 
 def put(
-    session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray
+    session: Session, owner: str, name: str, content: Content, digest: str
 ) -> tuple[Dataset, bool]:
-    """(row, created): the row holding this content for `owner`, and whether it was inserted
-    now. Looked up by sha256 first, so the same content is stored once. Does not commit."""
-    y2 = y.reshape(len(y), -1)  # stored with one column per output; a vector is one column
-    digest = dataset_sha256(x, y2)
+    """(row, created): the row holding `content` (whose sha256 is `digest`) for `owner`, and
+    whether it was inserted now. Looked up by digest first, so the same content is stored
+    once; written a chunk at a time (models.datasets). Does not commit."""
     row = find(session, owner, digest)
     if row is not None:
         return row, False
-    row = Dataset(
-        owner=owner,
-        name=name,
-        sha256=digest,
-        n_samples=x.shape[0],
-        n_features=x.shape[1],
-        n_outputs=y2.shape[1],
-        x=as_buffer(x, np.float64),
-        y=as_buffer(y2, np.float64),
-    )
-    session.add(row)
-    session.flush()
-    return row, True
+    return insert_dataset(session, owner, name, digest, content), True
 
 
 def find(session: Session, owner: str, digest: str) -> Dataset | None:

@@ -171,7 +171,7 @@ def _jobs(url: str, body: dict, n: int) -> list[str]:
     engine = make_engine(url)
     with session_factory(engine).begin() as s:
         dataset = Dataset(name="scale", sha256=uuid.uuid4().hex * 2, n_samples=1, n_features=1,
-                          n_outputs=1, x=b"\0" * 8, y=b"\0" * 8)  # fmt: skip
+                          n_outputs=1)  # fmt: skip
         s.add(dataset)
         s.flush()
         jobs = [

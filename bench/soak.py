@@ -77,7 +77,7 @@ from backprop import Trainer, TrainSpec
 from backprop.layout import Layout
 from cli.services import Stack, free_port
 from models import history
-from models.bulk import dataset_arrays
+from models.datasets import dataset_arrays
 from models.db import make_engine, session_factory
 from models.status import TERMINAL, JobStatus
 from models.tables import Batch, EpochChunk, Job, JobAttempt

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,13 +32,13 @@ class Datasets:
             x, y = _split(x, [target] if isinstance(target, str) else list(target))
         elif y is None:
             raise TypeError("upload(x, y, name=…) needs y, or x as a DataFrame with target=")
-        buffer = io.BytesIO()
-        np.savez(buffer, x=np.asarray(x), y=np.asarray(y))
-        buffer.seek(0)  # sent from the buffer a chunk at a time, with its Content-Length
-        return self._t.request(
-            "POST", "/v1/datasets/npz", params={"name": name},
-            content=buffer, headers={"Content-Type": BINARY},
-        )  # fmt: skip
+        with tempfile.TemporaryFile() as file:
+            np.savez(file, x=np.asarray(x), y=np.asarray(y))
+            file.seek(0)  # sent from disk a chunk at a time, with its Content-Length
+            return self._t.request(
+                "POST", "/v1/datasets/npz", params={"name": name},
+                content=file, headers={"Content-Type": BINARY},
+            )  # fmt: skip
 
     def get(self, dataset_id: str) -> dict:
         return self._t.get(f"/v1/datasets/{dataset_id}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
@@ -52,12 +51,3 @@ def unpack(blob: bytes, manifest: list[dict[str, Any]]) -> dict[str, np.ndarray]
         flat = np.frombuffer(blob, dtype=dtype, count=count, offset=entry["offset"])
         out[entry["name"]] = flat.reshape(entry["shape"]).copy()
     return out
-
-
-def dataset_sha256(x: np.ndarray, y: np.ndarray) -> str:
-    """Content address of a data set: shapes and float64 bytes of x and y."""
-    h = hashlib.sha256()
-    for part in (x, y):
-        h.update(repr(part.shape).encode())
-        h.update(as_buffer(part, np.float64))
-    return h.hexdigest()

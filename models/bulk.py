@@ -11,20 +11,16 @@ doubles every blob on the wire; parameters given as `%b` go out in binary for th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 
-from models.tables import Dataset
 
-
-def _psycopg(conn: Connection) -> psycopg.Connection[Any]:
+def psycopg_connection(conn: Connection) -> psycopg.Connection[Any]:
     """The psycopg connection under SQLAlchemy's: binary results and parameters need it."""
     driver = conn.connection.driver_connection
     if not isinstance(driver, psycopg.Connection):
@@ -41,10 +37,33 @@ def query(session: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[
     """Every row `sql` returns, in the session's transaction (binary results on PostgreSQL)."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        with _psycopg(conn).cursor(binary=True) as cur:
+        with psycopg_connection(conn).cursor(binary=True) as cur:
             cur.execute(sql, params)
             return cur.fetchall()
     return [tuple(row) for row in conn.exec_driver_sql(*_for_sqlite(sql, params)).fetchall()]
+
+
+def execute(session: Session, sql: str, params: Sequence[Any]) -> None:
+    """One statement returning nothing, in the session's transaction (`%b` bytes in binary)."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        with psycopg_connection(conn).cursor() as cur:
+            cur.execute(sql, params)
+        return
+    conn.exec_driver_sql(*_for_sqlite(sql, params))
+
+
+def stream(session: Session, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+    """The rows `sql` returns, fetched one at a time (a server-side cursor on PostgreSQL), for
+    results too large to hold at once; binary on PostgreSQL."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        with psycopg_connection(conn).cursor(f"stream_{uuid.uuid4().hex}", binary=True) as cur:
+            cur.itersize = 1
+            cur.execute(sql, params)
+            yield from cur
+        return
+    yield from (tuple(row) for row in conn.exec_driver_sql(*_for_sqlite(sql, params)))
 
 
 def insert_ignore(
@@ -61,7 +80,7 @@ def insert_ignore(
     )
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        with _psycopg(conn).cursor() as cur:
+        with psycopg_connection(conn).cursor() as cur:
             if len(rows) == 1:
                 cur.execute(sql, rows[0])  # executemany's pipeline costs more for one row
             else:
@@ -79,16 +98,3 @@ def upsert(session: Session, model: type, values: dict[str, Any], keys: Sequence
     stmt = insert(model).values(values)
     changed = {k: stmt.excluded[k] for k in values if k not in keys}
     session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changed))
-
-
-def dataset_arrays(session: Session, dataset_id: uuid.UUID) -> tuple[np.ndarray, np.ndarray]:
-    """x and y of a stored data set (see Dataset.arrays), read in binary on PostgreSQL."""
-    found = query(
-        session,
-        "SELECT n_samples, n_features, n_outputs, x, y FROM datasets WHERE id = %s",
-        (dataset_id,),
-    )
-    if not found:
-        raise NoResultFound(f"no data set {dataset_id}")
-    n, n_features, n_outputs, x, y = found[0]
-    return Dataset(n_samples=n, n_features=n_features, n_outputs=n_outputs, x=x, y=y).arrays()

@@ -6,7 +6,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -23,7 +22,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.arrays import from_bytes
 from models.base import Base, UtcDateTime, utcnow
 from models.status import JobStatus
 
@@ -52,15 +50,22 @@ class Dataset(Base):
     n_samples: Mapped[int]
     n_features: Mapped[int]
     n_outputs: Mapped[int]  # columns of y; 1 for a vector of labels or targets
-    x: Mapped[bytes] = mapped_column(LargeBinary)  # float64 (n_samples, n_features)
-    y: Mapped[bytes] = mapped_column(LargeBinary)  # float64 (n_samples, n_outputs)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """x of shape (n, n_features); y of shape (n, n_outputs), or (n,) for one column."""
-        x = from_bytes(self.x, np.float64, (self.n_samples, self.n_features))
-        y = from_bytes(self.y, np.float64, (self.n_samples, self.n_outputs))
-        return x, y[:, 0] if self.n_outputs == 1 else y
+
+class DatasetChunk(Base):
+    """A data set's x or y, a run of rows at a time: float64 little-endian bytes, C order,
+    whose concatenation in `seq` order is the array (models/datasets.py). Rows of their own
+    rather than one blob column, so that a data set is written and read a chunk at a time."""
+
+    __tablename__ = "dataset_chunks"
+
+    dataset_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    part: Mapped[str] = mapped_column(String(1), primary_key=True)  # "x" or "y"
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Batch(Base):

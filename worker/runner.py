@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backprop import Diverged, Trainer, TrainSpec
 from models import lifecycle
-from models.bulk import dataset_arrays
+from models.datasets import dataset_arrays
 from models.lifecycle import Claim, Lease, LeaseLost
 from models.status import JobStatus
 from settings import Settings

@@ -5,6 +5,7 @@ its own documented body and parameters, so a generated client offers each what i
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from typing import IO, Annotated
 
@@ -21,6 +22,7 @@ from api.deps import OwnerDep, SessionDep, SettingsDep, get_owned
 from api.errors import problems, unprocessable
 from api.fields import Column, CursorQuery, Name, PageLimit
 from api.schemas import DatasetCreate, DatasetOut, Page
+from models.datasets import Content
 from models.tables import Dataset
 from settings import Settings
 
@@ -119,7 +121,7 @@ def upload(
             msg = f"is a parameter of {CSV_PATH}; a JSON upload carries name, x and y in its body"
             raise unprocessable(["query", param], msg)
     name, x, y = _read_json(raw)
-    return _stored(session, owner, name, x, y, response, settings)
+    return _stored(session, owner, name, Content.of(x, y), response, settings)
 
 
 @router.post(
@@ -138,7 +140,7 @@ def upload_csv(
     """Store a data set sent as CSV: a header line, then one sample per line; the `target`
     columns form y. 201 with Location when new; 200 when its content is already there."""
     x, y = _read_csv(raw, target)
-    return _stored(session, owner, name, x, y, response, settings)
+    return _stored(session, owner, name, Content.of(x, y), response, settings)
 
 
 @router.post(
@@ -156,8 +158,7 @@ def upload_npz(
     """Store a data set sent as an .npz file of arrays `x` and `y`, up to
     DELTAFLOW_MAX_UPLOAD_BYTES (1 GiB by default; streamed to disk, not held in memory). 201
     with Location when new; 200 when its content is already there."""
-    x, y = uploads.from_npz(file, settings)
-    return _stored(session, owner, name, x, y, response, settings)
+    return _stored(session, owner, name, uploads.from_npz(file, settings), response, settings)
 
 
 @router.post(
@@ -176,16 +177,17 @@ def upload_parquet(
     """Store a data set sent as a Parquet file, up to DELTAFLOW_MAX_UPLOAD_BYTES (as .npz);
     the `target` columns form y. 201 with Location when new; 200 when its content is already
     there."""
-    x, y = uploads.from_parquet(file, target, settings)
-    return _stored(session, owner, name, x, y, response, settings)
+    content = uploads.from_parquet(file, target, settings)
+    return _stored(session, owner, name, content, response, settings)
 
 
 def _stored(
-    session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray, response: Response,
+    session: Session, owner: str, name: str, content: Content, response: Response,
     settings: Settings,
 ) -> Dataset:  # fmt: skip
-    limits.data_values(x.size, settings, ["body", "x"])
-    row, created = _put(session, owner, name, x, y)
+    limits.data_values(math.prod(content.x_shape), settings, ["body", "x"])
+    digest = content.sha256()  # reads every value: a binary upload's NaN is refused here
+    row, created = _put(session, owner, name, content, digest)
     if created:
         response.headers["Location"] = f"/v1/datasets/{row.id}"
     else:
@@ -251,12 +253,12 @@ def _read_csv(raw: bytes, target: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _put(
-    session: Session, owner: str, name: str, x: np.ndarray, y: np.ndarray
+    session: Session, owner: str, name: str, content: Content, digest: str
 ) -> tuple[Dataset, bool]:
     try:
         with session.begin():
-            return datasets.put(session, owner, name, x, y)
+            return datasets.put(session, owner, name, content, digest)
     except IntegrityError:
         # A concurrent upload stored the same content between our look-up and our insert.
         with session.begin():
-            return datasets.put(session, owner, name, x, y)
+            return datasets.put(session, owner, name, content, digest)

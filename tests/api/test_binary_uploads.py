@@ -13,8 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from api import uploads
 from api.app import create_app
-from models.tables import Dataset
+from models import datasets as stored
+from models.datasets import dataset_arrays, dataset_sha256
 from tests.api.setups import SETUPS, setup
 from tests.factories import XOR_JOB
 
@@ -38,7 +40,7 @@ def parquet(table: dict) -> bytes:
 
 def _stored(sessions, dataset_id: str) -> tuple[np.ndarray, np.ndarray]:
     with sessions() as s:
-        return s.get(Dataset, uuid.UUID(dataset_id)).arrays()
+        return dataset_arrays(s, uuid.UUID(dataset_id))
 
 
 @pytest.fixture(params=SETUPS)
@@ -105,6 +107,46 @@ def test_an_npz_data_set_trains_and_labels_out_of_range_are_refused_as_for_json(
     assert r.status_code == 422, r.text
     assert "y class labels must lie in 0..1" in r.json()["message"], r.json()["message"]
     assert counts() == before
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    """Chunks of 7 values read and 40 bytes written: every upload spans many, none aligned
+    with a row."""
+    monkeypatch.setattr(uploads, "CHUNK_VALUES", 7)
+    monkeypatch.setattr(stored, "CHUNK_BYTES", 40)
+
+
+def test_uploads_are_read_and_written_a_chunk_at_a_time_exactly(both, tiny_chunks):
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(103, 5)).astype(np.float32), rng.integers(0, 3, 103)
+    cases = [
+        ("npz", npz(compressed=True, x=x, y=y), {}),
+        ("npz", npz(x=np.asfortranarray(x.astype(np.float64)) * 2, y=y), {}),
+        ("parquet", parquet({**{f"f{j}": x[:, j] for j in range(5)}, "label": y}),
+         {"target": "label"}),
+    ]  # fmt: skip
+    ids = []
+    for (kind, body, params), factor in zip(cases, (1, 2, 1), strict=True):
+        r = both.post(f"/v1/datasets/{kind}", params={"name": kind, **params}, content=body,
+                      headers=NPZ if kind == "npz" else PARQUET)  # fmt: skip
+        assert r.status_code in (200, 201), r.text
+        ids.append(r.json()["id"])
+        got = both.get(f"/v1/datasets/{r.json()['id']}").json()
+        assert got["sha256"] == dataset_sha256(x.astype(np.float64) * factor, y), kind
+        sx, sy = _stored(both.app.state.sessions, r.json()["id"])
+        assert np.array_equal(sx, x.astype(np.float64) * factor) and np.array_equal(sy, y), kind
+    assert ids[0] == ids[2] != ids[1]  # the npz and the Parquet file hold the same content
+
+
+def test_a_bad_value_in_a_late_chunk_is_refused_with_its_index(both, tiny_chunks):
+    x = np.ones((103, 5), dtype=np.float32)
+    x[101, 3] = np.nan
+    r = both.post("/v1/datasets/npz", params={"name": "nan"}, content=npz(x=x, y=np.zeros(103)),
+                  headers=NPZ)  # fmt: skip
+    assert r.status_code == 422, r.text
+    assert r.json()["message"] == "x.101.3: Input should be a finite number"
+    assert both.get("/v1/datasets").json()["items"] == []
 
 
 def _damaged() -> bytes:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from api.datasets import store
-from models.tables import Dataset
+from models.datasets import dataset_arrays
 
 XOR = {"name": "xor", "x": [[0, 0], [0, 1], [1, 0], [1, 1]], "y": [0, 1, 1, 0]}
 
@@ -31,7 +31,7 @@ def _csv(client, text: str, **params):
 
 def _arrays(sessions, dataset_id: str) -> tuple[np.ndarray, np.ndarray]:
     with sessions() as s:
-        return s.get(Dataset, uuid.UUID(dataset_id)).arrays()
+        return dataset_arrays(s, uuid.UUID(dataset_id))
 
 
 def test_json_upload_is_stored_once(client, counts):

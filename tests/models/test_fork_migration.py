@@ -9,18 +9,13 @@ import sqlalchemy as sa
 
 from models.db import make_engine
 from models.migrate import downgrade, upgrade
+from tests.models import before
 
 JOBS = sa.table(
     "jobs", sa.column("id", sa.Uuid()), sa.column("owner"), sa.column("name"),
     sa.column("tags", sa.JSON()), sa.column("spec", sa.JSON()), sa.column("dataset_id", sa.Uuid()),
     sa.column("status"), sa.column("epochs_total"), sa.column("epochs_done"),
     sa.column("attempt"), sa.column("created_at", sa.DateTime()),
-)  # fmt: skip
-DATASETS = sa.table(
-    "datasets", sa.column("id", sa.Uuid()), sa.column("owner"), sa.column("name"),
-    sa.column("sha256"), sa.column("n_samples"), sa.column("n_features"),
-    sa.column("n_outputs"), sa.column("x", sa.LargeBinary()), sa.column("y", sa.LargeBinary()),
-    sa.column("created_at", sa.DateTime()),
 )  # fmt: skip
 CHECKPOINTS = sa.table(
     "checkpoints", sa.column("job_id", sa.Uuid()), sa.column("epoch"),
@@ -37,11 +32,9 @@ def _checkpoint(job_id: uuid.UUID, epoch: int) -> dict:
 def test_0008_keeps_every_checkpoint_and_downgrades_to_the_latest(database_url):
     upgrade(database_url, "0007")
     engine = make_engine(database_url)
-    job, data = uuid.uuid4(), uuid.uuid4()
+    job = uuid.uuid4()
     with engine.begin() as conn:
-        conn.execute(sa.insert(DATASETS).values(
-            id=data, owner="o", name="d", sha256="0" * 64, n_samples=1, n_features=1,
-            n_outputs=1, x=b"\0" * 8, y=b"\0" * 8, created_at=sa.func.now()))  # fmt: skip
+        data = before.dataset(conn)
         conn.execute(sa.insert(JOBS).values(
             id=job, owner="o", name="j", tags={}, spec={}, dataset_id=data, status="succeeded",
             epochs_total=9, epochs_done=9, attempt=1, created_at=sa.func.now()))  # fmt: skip

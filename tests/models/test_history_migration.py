@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from models import history
 from models.db import make_engine, session_factory
 from models.migrate import downgrade, upgrade
-from models.tables import EPOCH_FIELDS, Dataset, Job
+from models.tables import EPOCH_FIELDS, Job
+from tests.models import before
 
 OLD_EPOCHS = sa.table(
     "epochs",
@@ -57,14 +58,11 @@ def test_0007_converts_the_history_and_back(database_url):
         uuid.uuid4(): ("float32", *_old_history(rng, 30, None, 7, "float32", 5)),
     }
     with session_factory(engine).begin() as s:
-        dataset = Dataset(name="d", sha256="0" * 64, n_samples=1, n_features=1, n_outputs=1,
-                          x=b"\0" * 8, y=b"\0" * 8)  # fmt: skip
-        s.add(dataset)
-        s.flush()
+        dataset_id = before.dataset(s.connection())
         for job_id, (dtype, rows, snaps) in jobs.items():
             # Core leaves out the columns later revisions added; the ORM would name them all.
             s.execute(sa.insert(Job.__table__).values(
-                id=job_id, name="j", tags={}, spec={"dtype": dtype}, dataset_id=dataset.id,
+                id=job_id, name="j", tags={}, spec={"dtype": dtype}, dataset_id=dataset_id,
                 epochs_total=len(rows)))  # fmt: skip
             s.execute(sa.insert(OLD_EPOCHS), [r | {"job_id": job_id} for r in rows])
             snapshot_rows = [

@@ -30,7 +30,7 @@ def new_job(sessions):
     """A queued job (in a batch), as the API stores one."""
     with sessions.begin() as s:
         dataset = Dataset(name="d", sha256=uuid.uuid4().hex * 2, n_samples=1, n_features=1,
-                          n_outputs=1, x=b"\0" * 8, y=b"\0" * 8)  # fmt: skip
+                          n_outputs=1)  # fmt: skip
         batch = Batch(name="b", base={}, grid={})
         s.add_all([dataset, batch])
         s.flush()

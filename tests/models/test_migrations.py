@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy import inspect
 
 from models import trials  # noqa: F401  (its tables, on the same metadata)
-from models.arrays import dataset_sha256, from_bytes, pack, to_bytes, unpack
+from models.arrays import from_bytes, pack, to_bytes, unpack
+from models.datasets import dataset_sha256
 from models.db import make_engine
 from models.migrate import downgrade, upgrade
 from models.tables import Base  # the tables, registered on its metadata
@@ -15,6 +16,7 @@ TABLES = {
     "rungs",
     "api_keys",
     "datasets",
+    "dataset_chunks",
     "jobs",
     "epoch_chunks",
     "snapshot_chunks",
@@ -79,7 +81,10 @@ def test_arrays_round_trip_as_raw_little_endian_bytes(dtype):
 
 def test_dataset_digest_depends_on_shape_and_values():
     x = np.zeros((4, 2))
-    assert dataset_sha256(x, np.zeros(4)) != dataset_sha256(x, np.zeros((4, 1)))
+    assert dataset_sha256(x, np.zeros(4)) != dataset_sha256(x.reshape(2, 4), np.zeros(2))
+    assert dataset_sha256(x, np.zeros((4, 2))) != dataset_sha256(x, np.zeros((8, 1)))
+    # A vector of labels is stored as one column: the same content either way.
+    assert dataset_sha256(x, np.zeros(4)) == dataset_sha256(x, np.zeros((4, 1)))
     assert dataset_sha256(x, np.zeros(4)) != dataset_sha256(x, np.ones(4))
     assert dataset_sha256(x, np.zeros(4)) == dataset_sha256(x.copy(), np.zeros(4))
 
