@@ -44,7 +44,8 @@ screenshots: $(STAMP)
 	mkdir -p docs/screenshots
 	cp var/screenshots/jobs.png var/screenshots/job.png var/screenshots/job-moons.png \
 		var/screenshots/batch.png var/screenshots/batch-ladder.png var/screenshots/batch-pbt.png \
-		docs/screenshots/
+		var/screenshots/health.png var/screenshots/compare.png var/screenshots/compare-batch.png \
+		var/screenshots/compare-parallel.png docs/screenshots/
 
 # A long fuzz of the whole API (tests/api/test_fuzz.py; CI runs it with a few examples per
 # operation). FUZZ_EXAMPLES sets how many; PostgreSQL and Redis are needed for the second set-up.

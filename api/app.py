@@ -15,6 +15,7 @@ from api.logs import configure as configure_logging
 from api.queue import Queue
 from api.routes import (
     batches,
+    compare,
     dashboard,
     datasets,
     exports,
@@ -31,7 +32,7 @@ from models.schema import check_database
 from settings import Settings, get_settings
 
 log = logging.getLogger("deltaflow.api")
-V1_ROUTERS = (jobs, history, exports, job_actions, forks, datasets, batches, keys)
+V1_ROUTERS = (jobs, history, exports, compare, job_actions, forks, datasets, batches, keys)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

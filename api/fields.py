@@ -8,6 +8,7 @@ sentence naming the field.
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,6 +22,8 @@ from pydantic import (
     Field,
     Tag,
 )
+
+from models.status import JobStatus
 
 
 class RequestModel(BaseModel):
@@ -141,4 +144,20 @@ PageLimit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
 CursorQuery = Annotated[
     Cursor | None,  # type: ignore[operator]
     Query(description="`next_cursor` of the previous page."),
+]
+
+
+# The selectors of the many-job reads (GET /v1/epochs, GET /v1/compare; api/listing.choose).
+MAX_IDS = 1000  # repeated job_id parameters: a URL of ~40 kB
+JobIdsQuery = Annotated[
+    list[uuid.UUID] | None,
+    Query(max_length=MAX_IDS, description=f"Repeatable: these jobs (at most {MAX_IDS})."),
+]
+BatchQuery = Annotated[uuid.UUID | None, Query(description="The jobs of this batch.")]
+StatusesQuery = Annotated[
+    list[JobStatus] | None, Query(max_length=len(JobStatus), description="Any of.")
+]
+TagsQuery = Annotated[
+    list[TagFilter] | None,
+    Query(max_length=50, description="Repeatable `key:value`: all must hold."),
 ]

@@ -12,13 +12,15 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal, get_args
 
+from fastapi import HTTPException
 from sqlalchemy import exists, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from api import pagination
+from api.deps import get_owned
 from api.errors import unprocessable
 from models.status import JobStatus
-from models.tables import Job, JobTag
+from models.tables import Batch, Job, JobTag
 
 Order = Literal["created_at", "-created_at", "final_loss", "-final_loss"]
 
@@ -142,3 +144,33 @@ def _position(value: Any) -> dict[str, Any]:
     elif key is not None:
         raise ValueError("a job without a final loss has no value")
     return {"order": order, "segment": segment, "value": key, "id": uuid.UUID(value["id"])}
+
+
+def choose(
+    session: Session, owner: str, ids: list[uuid.UUID] | None, batch: uuid.UUID | None,
+    status: list[JobStatus] | None, tags: list[str] | None, most: int,
+) -> list[Job]:  # fmt: skip
+    """The caller's jobs the selectors choose (every one given must hold), oldest first, at
+    most `most`; 404 naming an id or batch that is not one of the caller's, 422 when nothing
+    selects or more than `most` jobs are selected."""
+    if not (ids or batch or status or tags):
+        raise unprocessable(["query", "job_id"], "choose the jobs: give job_id (repeatable), "
+                            "batch, status or tag")  # fmt: skip
+    if batch is not None:
+        try:
+            get_owned(session, Batch, batch, owner)
+        except HTTPException:
+            raise HTTPException(404, detail=f"batch: batch {batch} not found") from None
+    where = filters(owner, status, None, tags, batch)
+    if ids:
+        owned = set(session.scalars(select(Job.id).where(Job.owner == owner, Job.id.in_(ids))))
+        missing = [i for i in ids if i not in owned]
+        if missing:
+            raise HTTPException(404, detail=f"job_id: job {missing[0]} not found")
+        where.append(Job.id.in_(ids))
+    query = select(Job).where(*where).order_by(Job.created_at, Job.id).limit(most + 1)
+    jobs = list(session.scalars(query))
+    if len(jobs) > most:
+        raise unprocessable(["query", "batch" if batch else "status"], f"selects more than "
+                            f"{most:,} jobs; narrow it with status, tag or batch")  # fmt: skip
+    return jobs

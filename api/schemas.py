@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from api.dataref import DatasetRef
 from api.fields import Epoch, Label, Name, RequestModel, Row, Tags, Targets
@@ -39,6 +39,18 @@ class JobCreate(TrainSpec):
         return TrainSpec.model_validate(self.model_dump(exclude={"name", "tags", "dataset"}))
 
 
+class HealthAlert(BaseModel):
+    """A health rule that fired (backprop/rules.py; thresholds in the spec's `health`)."""
+
+    rule: str = Field(description="dead_units, saturated_units, update_ratio, nonfinite or "
+                      "plateau.")  # fmt: skip
+    layer: int | None = Field(description="l = 1..L; null for the network as a whole.")
+    since: int = Field(description="The first epoch of the run of epochs in which it held.")
+    epoch: int = Field(description="The last epoch in which it held.")
+    active: bool = Field(description="It held in the job's latest epoch.")
+    message: str = Field(examples=["layer 1: 63 of 128 units dead since epoch 1"])
+
+
 class JobOut(BaseModel):
     id: uuid.UUID
     name: str
@@ -64,7 +76,12 @@ class JobOut(BaseModel):
     root_id: uuid.UUID | None = Field(description="The first job of its tree of forks.")
     trial: int | None = Field(None, description="Its index in a batch with a scheduler.")
     stop_at: int | None = Field(None, description="The epoch its run pauses at (a rung).")
-    reason: str | None = Field(None, description="Why its batch's scheduler stopped it.")
+    reason: str | None = Field(
+        None, description="Why it was stopped: its batch's scheduler, or a rule of stop_when."
+    )
+    health: Annotated[list[HealthAlert], BeforeValidator(lambda v: v or [])] = Field(
+        default_factory=list, description="The health alerts of its run, in the order they fired."
+    )
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -95,7 +112,7 @@ def _epoch_out() -> type[BaseModel]:
     described by their docs there (models/tables.py), each present when `fields` chose it."""
     fields: dict[str, Any] = {"epoch": (int, Field(description="The epoch, 1, 2, …"))}
     for name in EPOCH_FIELDS:
-        kind = list[float] if name in PER_LAYER_FIELDS else float
+        kind = list[float | None] if name in PER_LAYER_FIELDS else float  # None: NaN
         doc = EpochChunk.__table__.columns[name].doc
         fields[name] = (kind | None, Field(None, description=doc))
     return create_model("EpochOut", **fields)
@@ -346,6 +363,10 @@ class PredictOut(BaseModel):
 
 
 class EpochPoint(BaseModel):
+    """An epoch's loss and validation loss, and the fields the stream's `fields` chose."""
+
+    model_config = ConfigDict(extra="allow")
+
     epoch: int
     loss: float
     val_loss: float | None
@@ -364,6 +385,10 @@ class StatusEvent(BaseModel):
     epochs_done: int
     final_loss: float | None
     error: str | None
+    reason: str | None = None
+    health: Annotated[list[HealthAlert], BeforeValidator(lambda v: v or [])] = Field(
+        default_factory=list, description="The job's health alerts so far."
+    )
 
 
 # --- idempotency and cancel ---

@@ -5,7 +5,8 @@ spec's seed through one explicit `numpy.random.Generator`.
 """
 
 from backprop.network import Network
+from backprop.results import Diverged, EpochResult
 from backprop.spec import TrainSpec
-from backprop.train import Diverged, EpochResult, Trainer
+from backprop.train import Trainer
 
 __all__ = ["Diverged", "EpochResult", "Network", "TrainSpec", "Trainer"]

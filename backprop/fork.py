@@ -11,6 +11,8 @@ them, each change takes effect from epoch k+1:
   the initial parameters stay those of the parent's `split_seed`;
 - early stopping keeps its best value and patience counter; a parent that stopped early goes on
   (the rule is asked again after each new epoch), and a fork without the rule drops them;
+- health alerts carry over (the fork reports its parent's up to epoch k), and its own health
+  thresholds and stop_when apply from epoch k+1;
 - the schedule, epochs, batch size, shuffling, L2 and snapshot cadence are read from the spec
   at each epoch, so they need nothing here.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 HiddenActivation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
 OutputActivation = Literal["sigmoid", "softmax", "identity", "tanh"]
@@ -123,6 +123,44 @@ class EarlyStopping(_Strict):
     min_delta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
 
 
+class UpdateRatioRule(_Strict):
+    """‖ΔW^l‖/‖W^l‖ outside [low, high] for `epochs` epochs in a row (CS231n: near 1e-3)."""
+
+    low: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1e-5
+    high: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1e-1
+    epochs: Annotated[int, Field(ge=1)] = 20
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UpdateRatioRule:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class PlateauRule(_Strict):
+    """The watched loss (val_loss with a validation split, else loss) has not fallen by more
+    than min_delta for `patience` epochs."""
+
+    patience: Annotated[int, Field(ge=1)] = 50
+    min_delta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+
+
+class HealthRules(_Strict):
+    """When a health alert fires (backprop/rules.py); `stop_when` names those that end a job."""
+
+    dead_units: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.5, description="More than this fraction of a hidden layer's units dead."
+    )
+    saturated_units: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.5, description="More than this fraction of a hidden layer's units saturated."
+    )
+    update_ratio: UpdateRatioRule = Field(default_factory=UpdateRatioRule)
+    plateau: PlateauRule = Field(default_factory=PlateauRule)
+
+
+RuleName = Literal["dead_units", "saturated_units", "update_ratio", "nonfinite", "plateau"]
+
+
 def _default_name(value: Any, default: str) -> Any:
     """Let `{"learning_rate": 0.5}` mean the default kind, as a user would expect."""
     if isinstance(value, dict) and "name" not in value:
@@ -150,6 +188,11 @@ class TrainSpec(_Strict):
     early_stopping: EarlyStopping | None = None
     snapshot_every: Annotated[int, Field(ge=1)] = 1
     dtype: Literal["float64", "float32"] = "float64"
+    health: HealthRules = Field(default_factory=HealthRules)
+    stop_when: list[RuleName] = Field(
+        default_factory=list, max_length=5,
+        description="Health rules that end the job as stopped at the epoch they fire.",
+    )  # fmt: skip
 
     @model_validator(mode="before")
     @classmethod
@@ -161,6 +204,14 @@ class TrainSpec(_Strict):
             if "lr_schedule" in data:
                 data["lr_schedule"] = _default_name(data["lr_schedule"], "constant")
         return data
+
+    @field_validator("stop_when")
+    @classmethod
+    def _once_each(cls, rules: list[str]) -> list[str]:
+        for i, rule in enumerate(rules):
+            if rule in rules[:i]:
+                raise ValueError(f"names the rule {rule!r} twice")
+        return rules
 
     @model_validator(mode="after")
     def _loss_fits_output(self) -> TrainSpec:

@@ -12,54 +12,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from backprop import data
+from backprop.health import Monitor
 from backprop.losses import loss as make_loss
 from backprop.network import Network, Workspace
 from backprop.optimizers import optimizer as make_optimizer
+from backprop.results import Diverged, EpochResult
+from backprop.rules import Alert, Watch
 from backprop.spec import TrainSpec
 
 _CACHE_BYTES = 4 << 20
 
 
-class Diverged(ArithmeticError):
-    """The loss stopped being a finite number."""
-
-    def __init__(self, epoch: int, loss: float) -> None:
-        super().__init__(
-            f"training diverged at epoch {epoch}: the loss became {loss}; "
-            "try a smaller learning_rate"
-        )
-        self.epoch = epoch
-        self.loss = loss
-
-
-@dataclass(frozen=True, slots=True)
-class EpochResult:
-    """What one epoch produced. Gradient norms are those of the epoch's last update."""
-
-    epoch: int
-    loss: float  # the data cost C, without the L2 penalty
-    penalised_loss: float | None  # loss + (λ/2n)·Σ‖W^l‖², None when l2 = 0
-    val_loss: float | None
-    accuracy: float | None
-    val_accuracy: float | None
-    grad_norm_weights: list[float]  # ‖∂C/∂W^l‖ for l = 1..L
-    grad_norm_biases: list[float]  # ‖∂C/∂b^l‖ for l = 1..L
-    learning_rate: float
-    duration_ms: float
-
-
 class Trainer:
     """Trains `Network(spec.network)` on (x, y); see `backprop.data.prepare` for the shapes."""
 
-    def __init__(self, spec: TrainSpec, x: npt.ArrayLike, y: npt.ArrayLike) -> None:
+    def __init__(
+        self, spec: TrainSpec, x: npt.ArrayLike, y: npt.ArrayLike, *, health: bool = True
+    ) -> None:
+        """health=False leaves out the training-health figures (backprop/health.py); the
+        training itself is bit-identical either way."""
         self.spec = spec
+        self._measure_health = health
         X, Y = data.prepare(spec, x, y)
         net_spec = spec.network
         self.network = Network(
@@ -79,6 +58,8 @@ class Trainer:
         self.optimizer = make_optimizer(spec.optimizer, self.network.n_parameters, X.dtype)
         self.epoch = 0
         self.stopped_early = False
+        self.watch = Watch(spec)
+        self.stopped_by: Alert | None = None  # the health alert of stop_when that ended it
         self._best: float | None = None
         self._wait = 0
         self._plan_batches()
@@ -92,6 +73,11 @@ class Trainer:
             stop = min(start + B, n)
             ws = full if stop - start == B else self.network.workspace(stop - start)
             self._batches.append((start, stop, ws))
+        self._health = None
+        if self._measure_health:
+            self._health = Monitor(self.network, [(a, b) for a, b, _ in self._batches])
+            views = self._health.workspaces([ws for _, _, ws in self._batches])
+            self._batches = [(a, b, ws) for (a, b, _), ws in zip(self._batches, views, strict=True)]
         # A full batch is the same set of rows in any order, so it is never permuted.
         self._shuffles = self.spec.shuffle and n > B
         # Data that fits in cache is permuted in one gather per epoch; larger data is gathered
@@ -127,8 +113,10 @@ class Trainer:
 
     def epochs(self) -> Iterator[EpochResult]:
         """Run the remaining epochs, yielding after each; stops early when the spec says so."""
-        while self.epoch < self.spec.epochs and not self.stopped_early:
-            yield self._run_epoch()
+        while self.epoch < self.spec.epochs and not self.stopped_early and not self.stopped_by:
+            result = self._run_epoch()
+            self.stopped_by = self.watch.update(result)
+            yield result
 
     def _run_epoch(self) -> EpochResult:
         # A diverging run overflows on its way to a non-finite loss; Diverged reports it.
@@ -147,7 +135,10 @@ class Trainer:
         net, loss, theta, grad = self.network, self.loss, self.network.theta, self.network.grad
         n_w, classify = net.n_weights, self.spec.is_classification
         total = penalty = 0.0
-        for start, stop, ws in self._batches:
+        health = self._health
+        if health is not None:
+            health.begin()
+        for i, (start, stop, ws) in enumerate(self._batches):
             if rows is None:
                 xb, yb = x[start:stop], y[start:stop]
             else:
@@ -161,6 +152,8 @@ class Trainer:
                 w = theta[:n_w]
                 penalty += (stop - start) * float(np.dot(w, w))  # Σ‖W^l‖² of this forward pass
                 grad[:n_w] += self._l2 * w
+            if health is not None:
+                health.after_batch(i)
             self.optimizer.step(theta, grad, lr)
         n = x.shape[0]
         train_loss = total / n
@@ -176,6 +169,7 @@ class Trainer:
         self._watch(train_loss if val_loss is None else val_loss)
         self.epoch = epoch
         norms_W, norms_b = net.gradient_norms()
+        figures = {} if health is None else health.end(self._batches[-1][2]).fields()
         return EpochResult(
             epoch=epoch,
             loss=train_loss,
@@ -187,6 +181,7 @@ class Trainer:
             grad_norm_biases=norms_b,
             learning_rate=lr,
             duration_ms=(time.perf_counter() - started) * 1e3,
+            **figures,
         )
 
     def _validate(self) -> tuple[float | None, float | None]:
@@ -223,6 +218,7 @@ class Trainer:
                 "optimizer": opt_meta,
                 "rng": rng_meta(self._rng),
                 "split_seed": self._split_seed,
+                "watch": self.watch.state(),
                 "early_stopping": {
                     "best": self._best,
                     "wait": self._wait,
@@ -233,15 +229,16 @@ class Trainer:
 
     @classmethod
     def restore(
-        cls, spec: TrainSpec, x: npt.ArrayLike, y: npt.ArrayLike, state: dict[str, Any]
-    ) -> Trainer:
+        cls, spec: TrainSpec, x: npt.ArrayLike, y: npt.ArrayLike, state: dict[str, Any],
+        *, health: bool = True,
+    ) -> Trainer:  # fmt: skip
         """A Trainer that continues exactly where the one that made `state` was. The initial
         parameters and validation split are drawn from the state's `split_seed` (checkpoints
         written before it existed: the spec's seed); optimizer meta of None starts the optimizer
         afresh (a fork that changed its kind)."""
         arrays, meta = state["arrays"], state["meta"]
         split_seed = int(meta.get("split_seed", spec.seed))
-        trainer = cls(spec.model_copy(update={"seed": split_seed}), x, y)
+        trainer = cls(spec.model_copy(update={"seed": split_seed}), x, y, health=health)
         trainer.spec, trainer._split_seed = spec, split_seed
         theta = trainer.network.theta
         if arrays["theta"].shape != theta.shape:
@@ -263,6 +260,8 @@ class Trainer:
         trainer._best, trainer._wait = stop["best"], stop["wait"]
         trainer.stopped_early = stop["stopped"]
         trainer.epoch = int(meta["epoch"])
+        if "watch" in meta:  # checkpoints before health alerts start the rules afresh
+            trainer.watch.load_state(meta["watch"])
         return trainer
 
 

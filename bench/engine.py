@@ -4,10 +4,11 @@
     python bench/engine.py [--runs 5] [--threads 2]
 
 Each cell is the median over `--runs` runs of the time per epoch (a run trains a fresh model for
-a few epochs; building the model and converting the data are not timed). All three libraries
-get the same architecture, data, batch size and plain SGD, and the same number of BLAS threads.
-GFLOP/s counts the matmul work of an epoch (see Case.flops_per_epoch) and is set against
-numpy's own matmul peak, measured in the same run.
+a few epochs; building the model and converting the data are not timed). deltaflow runs as the
+service runs it, measuring training health (backprop/health.py), and again without it. All
+three libraries get the same architecture, data, batch size and plain SGD, and the same number
+of BLAS threads. GFLOP/s counts the matmul work of an epoch (see Case.flops_per_epoch) and is
+set against numpy's own matmul peak, measured in the same run.
 """
 
 from __future__ import annotations
@@ -75,7 +76,24 @@ def _median_epoch_ms(builds: list[Runner | None], case: Case, runs: int) -> list
     return [statistics.median(t) if t else None for t in times]
 
 
-def engine_runner(case: Case, dtype: str, x, y) -> Runner:
+def _health_cost(on: Runner, off: Runner, case: Case, runs: int) -> float:
+    """What measuring training health adds to an epoch: the median over 4 × `runs` pairs of
+    runs, back to back and in alternating order, of on ÷ off − 1. A pair shares the machine's
+    state of the moment, which the two medians of the table's columns do not (on this shared
+    2-core VM they drift apart by ±30 % between columns)."""
+    ratios = []
+    for i in range(4 * runs):
+        times = {}
+        for name in ("on", "off") if i % 2 == 0 else ("off", "on"):
+            train = (on if name == "on" else off)()
+            started = time.perf_counter()
+            train()
+            times[name] = time.perf_counter() - started
+        ratios.append(times["on"] / times["off"])
+    return statistics.median(ratios) - 1
+
+
+def engine_runner(case: Case, dtype: str, x, y, health: bool = True) -> Runner:
     head = (
         {"output_activation": "softmax"}
         if case.classification
@@ -93,7 +111,7 @@ def engine_runner(case: Case, dtype: str, x, y) -> Runner:
     )
 
     def build() -> Callable[[], None]:
-        trainer = Trainer(spec, x, y)
+        trainer = Trainer(spec, x, y, health=health)
 
         def train() -> None:
             for _ in trainer.epochs():
@@ -209,7 +227,8 @@ def main() -> None:
         f"numpy matmul peak: float32 {peaks['float32']:.0f} GFLOP/s, "
         f"float64 {peaks['float64']:.0f} GFLOP/s\n"
     )
-    header = ["case", "dtype", "deltaflow", "PyTorch", "sklearn", "÷ PyTorch", "GFLOP/s", "of peak"]
+    header = ["case", "dtype", "deltaflow", "without health", "health costs", "PyTorch", "sklearn",
+              "÷ PyTorch", "GFLOP/s", "of peak"]  # fmt: skip
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
@@ -225,13 +244,17 @@ def _fmt(ms: float | None) -> str:
 def _measure(case: Case, dtype: str, runs: int, peak: float) -> list[str]:
     x, y = _data(case, np.random.default_rng(0))
     runners = [make(case, dtype, x, y) for make in (engine_runner, torch_runner, sklearn_runner)]
-    ours, *others = _median_epoch_ms(runners, case, runs)
+    runners.insert(1, engine_runner(case, dtype, x, y, health=False))
+    ours, bare, *others = _median_epoch_ms(runners, case, runs)
+    cost = _health_cost(runners[0], runners[1], case, runs)
     gflops = case.flops_per_epoch / (ours / 1e3) / 1e9
     ratio = f"{ours / others[0]:.2f}×" if others[0] else "—"
     return [
         case.key,
         dtype,
         _fmt(ours),
+        _fmt(bare),
+        f"{cost:+.1%}",
         _fmt(others[0]),
         _fmt(others[1]),
         ratio,

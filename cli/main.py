@@ -260,7 +260,7 @@ def cancel(
 
 
 # The other commands register themselves on the same app, after the ones above.
-from cli import browse, history, keys, sweep  # noqa: E402, F401
+from cli import browse, health, history, keys, sweep  # noqa: E402, F401
 
 if __name__ == "__main__":
     run()

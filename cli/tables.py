@@ -241,8 +241,8 @@ def fmt_metric(value: Any) -> str:
     """A per-epoch value: a number, a list of per-layer norms, or — when not recorded."""
     if value is None:
         return "—"
-    if isinstance(value, list):
-        return " ".join(f"{v:.2e}" for v in value)
+    if isinstance(value, list):  # per layer; None where a layer has no such figure
+        return " ".join("—" if v is None else f"{v:.2e}" for v in value)
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

@@ -42,6 +42,20 @@ class Client:
     def close(self) -> None:
         self._t.close()
 
+    def compare(self, job_ids: Iterable[Any] | None = None, *, batch: Any = None,
+                field: str = "loss", at: int | None = None) -> Any:  # fmt: skip
+        """One row per job (GET /v1/compare): id, name, status, the spec keys the jobs differ
+        in, and `field`'s last, min and max (and its value at epoch `at`), as a pandas
+        DataFrame. `field` is an epoch field, or `name_l` for layer l."""
+        import pandas as pd
+
+        ids = None if job_ids is None else [getattr(j, "id", j) for j in job_ids]
+        found = self._t.get("/v1/compare", job_id=ids, batch=getattr(batch, "id", batch),
+                            field=field, at=at, points=4)  # fmt: skip
+        rows = [{"job_id": j["id"], "name": j["name"], "status": j["status"],
+                 **j["hyperparameters"], **j["summary"]} for j in found["jobs"]]  # fmt: skip
+        return pd.DataFrame(rows).drop(columns=[] if at is not None else ["at"])
+
     def history(self, job_ids: Iterable[Any] | None = None, *, batch: Any = None,
                 fields: str | list[str] | None = None, as_: frames.As = "pandas",
                 **filters: Any) -> Any:  # fmt: skip

@@ -64,6 +64,12 @@ class Job:
     def status(self) -> str:
         return self.info["status"]
 
+    @property
+    def health(self) -> list[dict]:
+        """The health alerts of its run as of the last refresh: rule, layer, since, epoch,
+        active and message ("layer 1: 93 of 128 units dead since epoch 2")."""
+        return self.info.get("health") or []
+
     def refresh(self) -> Job:
         self.info = self._t.get(f"/v1/jobs/{self.id}")
         return self

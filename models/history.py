@@ -34,6 +34,7 @@ EPOCHS_PER_CHUNK = 10_000  # a flush of a fast job writes several (XOR trains ~3
 F8 = np.dtype("<f8")
 I4 = np.dtype("<i4")
 _EPOCH_KEYS = ("job_id", "first_epoch")
+_NULLABLE = {name: EpochChunk.__table__.c[name].nullable for name in EPOCH_FIELDS}
 # A job's history is its id (its own epochs) or the segments models.lineage.segments gives.
 History = uuid.UUID | Sequence[Segment]
 _SNAPSHOT_COLUMNS = ("job_id", "first_epoch", "last_epoch", "count", "epochs", "parameters")
@@ -53,7 +54,7 @@ def write_epochs(s: Session, job_id: uuid.UUID, first: int, columns: dict[str, n
 
 
 def _pack(name: str, values: np.ndarray) -> bytes | None:
-    if name not in PER_LAYER_FIELDS and np.isnan(values).all():
+    if _NULLABLE[name] and np.isnan(values).all():
         return None  # a field no epoch of the chunk has (no validation split, l2 = 0)
     return np.ascontiguousarray(values, dtype=F8).tobytes()
 
@@ -148,7 +149,9 @@ def _decode(rows: list[tuple], fields: Sequence[str], n_layers: int) -> dict[str
     for i, name in enumerate(fields, start=2):
         shape = (-1, n_layers) if name in PER_LAYER_FIELDS else (-1,)
         parts = [
-            np.frombuffer(row[i], F8).reshape(shape) if row[i] is not None else np.full(n, np.nan)
+            np.frombuffer(row[i], F8).reshape(shape)
+            if row[i] is not None
+            else np.full((n, *shape[1:]), np.nan)
             for row, n in zip(rows, counts, strict=True)
         ]
         out[name] = np.concatenate(parts) if parts else np.empty((0, *shape[1:]))

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Integer,
     String,
@@ -105,7 +106,7 @@ _FENCE = (
 _PROGRESS = {
     name: func.coalesce(bindparam(f"new_{name}", type_=_c[name].type), _c[name])
     for name in ("epochs_done", "latest_loss", "best_loss")
-}
+} | {"health": func.coalesce(bindparam("new_health", type_=JSON(none_as_null=True)), _c.health)}
 _LEASE = {
     "lease_owner": bindparam("lease_id"),
     "lease_expires_at": bindparam("expires", type_=UtcDateTime()),

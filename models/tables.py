@@ -121,6 +121,8 @@ class Job(Base):
     latest_loss: Mapped[float | None] = mapped_column(Float)
     best_loss: Mapped[float | None] = mapped_column(Float)
     final_loss: Mapped[float | None] = mapped_column(Float)
+    # The health alerts of its run so far (backprop/rules.py), written with each flush.
+    health: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
     error: Mapped[str | None] = mapped_column(Text)
     attempt: Mapped[int] = mapped_column(default=0)  # the fencing token of the current lease
     lease_owner: Mapped[str | None] = mapped_column(String(200))
@@ -183,9 +185,11 @@ class JobTag(Base):
 # job's history is deleted with the job, in one transaction (models/history.py).
 
 
-def _per_layer(doc: str) -> Any:
-    """A per-layer epoch field: (n, L) float64, one value per layer l = 1..L for each epoch."""
-    return mapped_column(LargeBinary, doc=doc, info={"per_layer": True})
+def _per_layer(doc: str, *, nullable: bool = False) -> Any:
+    """A per-layer epoch field: (n, L) float64, one value per layer l = 1..L for each epoch;
+    a nullable one is NULL for a chunk in which no epoch has one (older chunks, a figure the
+    network's activation has not)."""
+    return mapped_column(LargeBinary, doc=doc, nullable=nullable, info={"per_layer": True})
 
 
 def _field(doc: str, *, nullable: bool = False) -> Any:
@@ -235,6 +239,38 @@ class EpochChunk(Base):
     )
     learning_rate: Mapped[bytes] = _field("α used in the epoch.")
     duration_ms: Mapped[bytes] = _field("Wall time of the epoch in ms.")
+    # Training health (backprop/health.py), measured as the engine trains the epoch.
+    update_ratio_weights: Mapped[bytes | None] = _per_layer(
+        "‖W^l after the epoch − W^l before it‖ / ‖W^l before it‖ (Frobenius) for l = 1..L: "
+        "how far the epoch moved each layer's weights (CS231n: near 1e-3 is healthy).",
+        nullable=True,
+    )
+    update_ratio_biases: Mapped[bytes | None] = _per_layer(
+        "‖Δb^l‖ / ‖b^l before the epoch‖ for l = 1..L; NaN while ‖b^l‖ is 0.", nullable=True
+    )
+    dead_fraction: Mapped[bytes | None] = _per_layer(
+        "Fraction of layer l's units that were dead in the epoch: a ReLU unit whose activation "
+        "was 0 (leaky ReLU: negative) on every training row of the epoch's forward passes. "
+        "NaN for layer L and for other activations.",
+        nullable=True,
+    )
+    saturated_fraction: Mapped[bytes | None] = _per_layer(
+        "Fraction of layer l's sigmoid or tanh units that were saturated in the epoch: σ'(z) "
+        "below 1 % of σ's largest slope on at least 99 % of its training rows. NaN for layer "
+        "L and for other activations.",
+        nullable=True,
+    )
+    delta_mean: Mapped[bytes | None] = _per_layer(
+        "Mean |δ^l| (eq. 8–9, per sample) over the epoch's last mini-batch, l = 1..L.",
+        nullable=True,
+    )
+    delta_max: Mapped[bytes | None] = _per_layer(
+        "Largest |δ^l| over the epoch's last mini-batch, l = 1..L.", nullable=True
+    )
+    nonfinite: Mapped[bytes | None] = _field(
+        "1 when a NaN or infinity appeared in the epoch's parameters or error signals, else 0.",
+        nullable=True,
+    )
 
 
 _KEY_COLUMNS = ("job_id", "first_epoch", "last_epoch")

@@ -47,6 +47,22 @@ XOR_JOB = {
     "dataset": {"builtin": "xor"},
 }
 TERMINAL = {"succeeded", "failed", "cancelled", "stopped"}
+
+
+def dying_job() -> tuple[dict, np.ndarray, np.ndarray]:
+    """(job body, x, y): uncentred inputs and a large Adam step kill most ReLU units of layer 1
+    by epoch 2, where stop_when ends the job (backprop/rules.py); the data inline."""
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(0, 10, (301, 6)), rng.integers(0, 3, 301)
+    spec = {
+        "network": {"layers": [6, 12, 8, 3], "activation": "relu", "output_activation": "softmax"},
+        "loss": "cross_entropy", "optimizer": {"name": "adam", "learning_rate": 0.3},
+        "epochs": 50, "batch_size": 32, "shuffle": False, "seed": 2, "stop_when": ["dead_units"],
+    }  # fmt: skip
+    data = {"inline": {"x": x.tolist(), "y": y.tolist()}}
+    return spec | {"name": "dies", "dataset": data}, x, y
+
+
 # One client for the session: httpx.get() builds a client each time, and that client's TLS
 # context alone cost ~35 ms of CPU, which loops polling a service paid several times a second.
 HTTP = httpx.Client(timeout=30)

@@ -55,6 +55,7 @@ class FlushBuffer:
         self.dtype: np.dtype | None = None
         self.best_loss = best_loss
         self.last_loss: float | None = None
+        self.health: list[dict[str, Any]] | None = None  # the run's alerts (backprop/rules.py)
         self._last_snapshot = -1
         self.keyframe: dict[str, Any] | None = None  # a fork's starting state, for its first flush
 
@@ -62,6 +63,7 @@ class FlushBuffer:
         if r.epoch <= self.stored:
             return
         self.results.append(r)
+        self.health = trainer.watch.report()
         watched = r.loss if r.val_loss is None else r.val_loss
         if self.best_loss is None or watched < self.best_loss:
             self.best_loss = watched
@@ -89,6 +91,7 @@ class FlushBuffer:
             "epochs_done": self.results[-1].epoch,
             "latest_loss": self.last_loss,
             "best_loss": self.best_loss,
+            "health": self.health,
         }
 
     def columns(self) -> dict[str, np.ndarray]:

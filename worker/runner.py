@@ -214,6 +214,9 @@ class Runner:
         except Diverged as exc:
             return self._flush(lease, buffer, FAILED, error=str(exc))
         buffer.add_snapshot(trainer.epoch, trainer)  # the last epoch is always kept
+        if trainer.stopped_by is not None:  # a rule of stop_when fired at this epoch
+            return self._flush(lease, buffer, STOPPED, trainer=trainer,
+                               error=trainer.stopped_by.message)  # fmt: skip
         return self._flush(lease, buffer, SUCCEEDED, trainer=trainer)
 
     def _flush(

@@ -12,24 +12,21 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import pyarrow as pa
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import arrow, history, listing
-from api.deps import OwnerDep, SessionDep, get_owned
-from api.errors import binary, problems, unprocessable
-from api.fields import MAX_EPOCH, TagFilter
+from api.deps import OwnerDep, SessionDep
+from api.errors import binary, problems
+from api.fields import MAX_EPOCH, BatchQuery, JobIdsQuery, StatusesQuery, TagsQuery
 from api.routes.history import ARROW_COLUMNS, BINARY
 from models import history as stored
 from models import lineage
-from models.status import JobStatus
-from models.tables import Batch, Job
+from models.tables import Job
 
 router = APIRouter(prefix="/v1/epochs", tags=["history"])
 
-MAX_IDS = 1000  # repeated job_id parameters: a URL of ~40 kB
 MAX_JOBS = 10_000  # chosen by batch or filters
 GROUP_EPOCHS = 200_000  # epochs read per query: ~20 MB of columns with every field
 EXPORT_200 = binary(
@@ -46,18 +43,10 @@ def export_epochs(
     request: Request,
     session: SessionDep,
     owner: OwnerDep,
-    job_id: Annotated[
-        list[uuid.UUID] | None,
-        Query(max_length=MAX_IDS, description=f"Repeatable: these jobs (at most {MAX_IDS})."),
-    ] = None,
-    batch: Annotated[uuid.UUID | None, Query(description="The jobs of this batch.")] = None,
-    status: Annotated[
-        list[JobStatus] | None, Query(max_length=len(JobStatus), description="Any of.")
-    ] = None,
-    tag: Annotated[
-        list[TagFilter] | None,
-        Query(max_length=50, description="Repeatable `key:value`: all must hold."),
-    ] = None,
+    job_id: JobIdsQuery = None,
+    batch: BatchQuery = None,
+    status: StatusesQuery = None,
+    tag: TagsQuery = None,
     start: Annotated[int, Query(ge=0, le=MAX_EPOCH, description="First epoch.")] = 0,
     end: Annotated[int | None, Query(ge=0, le=MAX_EPOCH, description="Last epoch.")] = None,
     fields: Annotated[
@@ -67,7 +56,7 @@ def export_epochs(
     """The epochs of the caller's jobs chosen by id, batch, status and tags (every selector
     given must hold), at most 10,000 jobs: a range and fields as GET /v1/jobs/{id}/epochs."""
     chosen = history.parse_fields(fields)
-    jobs = _jobs(session, owner, job_id, batch, status, tag)
+    jobs = listing.choose(session, owner, job_id, batch, status, tag, MAX_JOBS)
     depth = max((_n_layers(j) for j in jobs), default=0)
     target = arrow.schema(chosen, depth, job_id=True)
     plan = [(j.id, lineage.segments(session, j), _n_layers(j), j.epochs_done) for j in jobs]
@@ -79,35 +68,6 @@ def export_epochs(
     return StreamingResponse(
         arrow.stream(target, batches), media_type=arrow.STREAM if wanted else BINARY
     )
-
-
-def _jobs(
-    session: Session, owner: str, ids: list[uuid.UUID] | None, batch: uuid.UUID | None,
-    status: list[JobStatus] | None, tags: list[str] | None,
-) -> list[Job]:  # fmt: skip
-    """The caller's jobs the selectors choose, oldest first; 404 naming an id that is not one
-    of the caller's, 422 when nothing selects or too much is selected."""
-    if not (ids or batch or status or tags):
-        raise unprocessable(["query", "job_id"], "choose the jobs: give job_id (repeatable), "
-                            "batch, status or tag")  # fmt: skip
-    if batch is not None:
-        try:
-            get_owned(session, Batch, batch, owner)
-        except HTTPException:
-            raise HTTPException(404, detail=f"batch: batch {batch} not found") from None
-    where = listing.filters(owner, status, None, tags, batch)
-    if ids:
-        owned = set(session.scalars(select(Job.id).where(Job.owner == owner, Job.id.in_(ids))))
-        missing = [i for i in ids if i not in owned]
-        if missing:
-            raise HTTPException(404, detail=f"job_id: job {missing[0]} not found")
-        where.append(Job.id.in_(ids))
-    query = select(Job).where(*where).order_by(Job.created_at, Job.id).limit(MAX_JOBS + 1)
-    jobs = list(session.scalars(query))
-    if len(jobs) > MAX_JOBS:
-        raise unprocessable(["query", "batch" if batch else "status"], f"selects more than "
-                            f"{MAX_JOBS:,} jobs; narrow it with status, tag or batch")  # fmt: skip
-    return jobs
 
 
 def _n_layers(job: Job) -> int:

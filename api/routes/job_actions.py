@@ -10,7 +10,7 @@ from typing import Annotated
 import anyio
 import anyio.to_thread
 import numpy as np
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
@@ -159,6 +159,18 @@ def _stream_start(job_id: JobId, request: Request, owner: OwnerDep) -> StatusEve
         return _status(get_owned(session, Job, job_id, owner))
 
 
+def _event_fields(
+    fields: Annotated[
+        str | None,
+        Query(max_length=300, description="Epoch fields each epoch carries besides loss and "
+              "val_loss, comma-separated (dead_fraction,update_ratio_weights)."),
+    ] = None,
+) -> list[str]:  # fmt: skip
+    """Checked before the stream starts, so an unknown field is a plain 422."""
+    chosen = history.parse_fields(fields) if fields else []
+    return [f for f in chosen if f not in ("loss", "val_loss")]
+
+
 @router.get(
     "/{job_id}/events",
     response_class=EventSourceResponse,
@@ -168,21 +180,23 @@ async def events(
     job_id: JobId,
     request: Request,
     start: Annotated[StatusEvent, Depends(_stream_start)],
+    extra: Annotated[list[str], Depends(_event_fields)],
     last_event_id: Annotated[
         int | None,
         Header(ge=0, le=MAX_EPOCH, description="Resume after this epoch (an event's id)."),
     ] = None,
     own: OwnQuery = False,
 ) -> AsyncIterable[ServerSentEvent]:
-    """Server-sent events: `status` on connect and on every change, `epochs` for each batch of
-    newly flushed epochs. Every event's id is the last epoch sent, so a reconnecting client
-    resumes where it stopped. The stream ends after the final status of a finished job."""
+    """Server-sent events: `status` on connect and on every change (with the job's health
+    alerts), `epochs` for each batch of newly flushed epochs. Every event's id is the last
+    epoch sent, so a reconnecting client resumes where it stopped. The stream ends after the
+    final status of a finished job."""
     sessions = request.app.state.sessions
     after = last_event_id or 0
     sent = start
     yield _event(start, after)
     while True:
-        state, rows = await anyio.to_thread.run_sync(_poll, sessions, job_id, after, own)
+        state, rows = await anyio.to_thread.run_sync(_poll, sessions, job_id, after, own, extra)
         if state is None:
             return  # deleted meanwhile: a reconnecting client gets its 404
         if rows:
@@ -200,10 +214,10 @@ async def events(
 
 
 def _poll(
-    sessions: sessionmaker[Session], job_id: uuid.UUID, after: int, own: bool
+    sessions: sessionmaker[Session], job_id: uuid.UUID, after: int, own: bool, extra: list[str]
 ) -> tuple[StatusEvent | None, list[EpochPoint]]:
     """The job's status, then the epoch rows after `after` (a fork's: its parent's up to the
-    fork, then its own, unless `own`), in one short session."""
+    fork, then its own, unless `own`) with the `extra` fields, in one short session."""
     with sessions() as s:
         # The job row is read first: its final status is written in the same transaction as
         # the last epochs, so a finished status read here means every epoch is visible below.
@@ -212,20 +226,30 @@ def _poll(
             return None, []
         where = lineage.segments(s, job, own=own)
         cols = stored.epoch_columns(
-            s, where, ["loss", "val_loss"], 0, first=after + 1, limit=EVENT_ROWS
-        )
-        val = [None if np.isnan(v) else v for v in cols["val_loss"].tolist()]
-        points = [
-            EpochPoint(epoch=e, loss=loss, val_loss=v)
-            for e, loss, v in zip(cols["epoch"].tolist(), cols["loss"].tolist(), val, strict=True)
-        ]
+            s, where, ["loss", "val_loss", *extra], history.n_layers(job), first=after + 1,
+            limit=EVENT_ROWS,
+        )  # fmt: skip
+        named = {k: _json_safe(v) for k, v in cols.items()}
+        rows = zip(*named.values(), strict=True)
+        points = [EpochPoint(**dict(zip(named, row, strict=True))) for row in rows]
         return _status(job), points
+
+
+def _json_safe(values: np.ndarray) -> list:
+    """The column as JSON numbers, NaN as null (per layer: a list each)."""
+    rows = values.tolist()
+    if values.dtype.kind != "f":
+        return rows
+    if values.ndim == 1:
+        return [None if v != v else v for v in rows]
+    return [[None if v != v else v for v in row] for row in rows]
 
 
 def _status(job: Job) -> StatusEvent:
     return StatusEvent(
-        status=job.status, epochs_done=job.epochs_done, final_loss=job.final_loss, error=job.error
-    )
+        status=job.status, epochs_done=job.epochs_done, final_loss=job.final_loss, error=job.error,
+        reason=job.reason, health=job.health,
+    )  # fmt: skip
 
 
 def _event(status: StatusEvent, after: int) -> ServerSentEvent:

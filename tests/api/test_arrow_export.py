@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import update
 
-from models.tables import Job
+from models.tables import PER_LAYER_FIELDS, Job
 from tests.api.setups import SETUPS, setup
 from tests.factories import XOR_JOB
 from worker.runner import Runner
@@ -47,13 +47,13 @@ def _as_json(table: pa.Table, n_layers: int) -> dict[str, list]:
     out: dict[str, list] = {}
     for name in table.column_names:
         base, _, layer = name.rpartition("_")
-        if base.startswith("grad_norm") and layer.isdigit():
+        if base in PER_LAYER_FIELDS and layer.isdigit():
             rows = out.setdefault(base, [[] for _ in range(table.num_rows)])
             for row, value in zip(rows, table[name].to_pylist(), strict=True):
                 row.append(value)
         elif name != "job_id":
             out[name] = table[name].to_pylist()
-    assert all(len(r) == n_layers for k, v in out.items() if k.startswith("grad") for r in v)
+    assert all(len(r) == n_layers for k, v in out.items() if k in PER_LAYER_FIELDS for r in v)
     return out
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from api.routes import job_actions
 from models.tables import Checkpoint, EpochChunk, Job, JobTag, SnapshotChunk
-from tests.factories import XOR_JOB
+from tests.factories import XOR_JOB, dying_job
 from worker.runner import Runner
 
 HISTORY = (EpochChunk, SnapshotChunk, Checkpoint, JobTag, Job)
@@ -229,6 +229,8 @@ def test_events_of_a_finished_job(client, trained):
             "epochs_done": 250,
             "final_loss": job["final_loss"],
             "error": None,
+            "reason": None,
+            "health": [],
         },
     }
     assert _epochs(events) == list(range(1, 251))
@@ -238,6 +240,26 @@ def test_events_of_a_finished_job(client, trained):
     stored = client.get(f"/v1/jobs/{job['id']}/epochs").json()["items"]
     sent = [e for ev in events if ev["event"] == "epochs" for e in ev["data"]["epochs"]]
     assert sent == [{k: e[k] for k in ("epoch", "loss", "val_loss")} for e in stored]
+
+
+def test_events_carry_the_fields_asked_for_and_the_alerts(client, sessions, settings):
+    body, _, _ = dying_job()
+    job = client.post("/v1/jobs", json=body).json()
+    assert Runner(sessions, settings).run(uuid.UUID(job["id"])) == "stopped"
+    fields = "dead_fraction,update_ratio_weights,nonfinite"
+    listener = Listener(client, f"/v1/jobs/{job['id']}/events?fields={fields}", None)
+    listener.start()
+    events = listener.finish()
+    stored = client.get(
+        f"/v1/jobs/{job['id']}/epochs", params={"fields": f"loss,val_loss,{fields}"}
+    )
+    sent = [e for ev in events if ev["event"] == "epochs" for e in ev["data"]["epochs"]]
+    assert sent == stored.json()["items"]  # the same values, NaN as null, per layer a list
+    final = events[-1]["data"]
+    assert final["status"] == "stopped" and final["health"][0]["rule"] == "dead_units"
+    assert final["reason"] == final["health"][0]["message"]
+    bad = client.get(f"/v1/jobs/{job['id']}/events", params={"fields": "los"})
+    assert bad.status_code == 422 and "fields: unknown field(s) los" in bad.json()["message"]
 
 
 def test_events_come_in_bounded_batches(client, trained, monkeypatch):

@@ -228,6 +228,7 @@ def test_trajectory_chart_shows_the_chosen_weights(page, url: str, jobs: dict) -
 
 def hover_cell(page, k: int, j: int, cols: int) -> dict:
     """Hover cell (k, j) of the heatmap (j == cols: the bias column) and read the readout."""
+    page.locator("#heatmap").scroll_into_view_if_needed()
     box = page.locator("#heatmap").bounding_box()
     cell = box["width"] / (cols + 2)  # cols of W, a gap, the bias column (heatmap.js)
     x = (cols + 1 if j == cols else j) * cell + cell / 2

@@ -213,3 +213,16 @@ def test_wait_draws_a_progress_bar_of_epochs(client, job, capsys):
     assert bar.startswith(f"job {again.id[:8]}: 100%")
     assert "40/40" in bar
     assert "succeeded, loss" in bar
+
+
+def test_compare_and_health(client, job):
+    frame = client.compare([job], field="val_loss", at=20)
+    history = job.history(fields="val_loss")
+    (row,) = frame.to_dict("records")
+    assert row["job_id"] == job.id and row["status"] == "succeeded"
+    assert row["last"] == history["val_loss"].iloc[-1] and row["at"] == history["val_loss"].iloc[19]
+    assert row["min"] == history["val_loss"].min()
+    assert job.refresh().health == []  # tanh units, a modest step: no rule fired
+    figures = job.history(fields=["dead_fraction", "saturated_fraction", "nonfinite"])
+    assert figures.filter(like="dead_fraction").isna().all().all()  # tanh: no dead units
+    assert (figures["nonfinite"] == 0).all()

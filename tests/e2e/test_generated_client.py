@@ -172,6 +172,9 @@ def test_every_operation_through_the_generated_client(generated):
     stream = pa.ipc.open_stream(_file(alice("export_epochs", job_id=[job.id]))).read_all()
     assert stream["loss"].to_pylist() == losses
     assert set(stream["job_id"].to_pylist()) == {str(job.id)}
+    compared = alice("compare_jobs", job_id=[job.id], at=10)
+    assert compared.jobs[0].value == losses and compared.jobs[0].summary.at == losses[9]
+    assert job.health == []  # a healthy run: no alert
     assert [s.epoch for s in alice("list_snapshots", job.id).items][-1] == 30
     snapshot = alice("read_snapshot", job.id, "10")
     weights = np.load(io.BytesIO(_file(alice("read_snapshot_npz", job.id, "10"))))

@@ -8,9 +8,11 @@ import uuid
 import numpy as np
 import pytest
 
+from backprop import Trainer, TrainSpec
 from models.db import make_engine, session_factory
 from tests.factories import (
     HTTP,
+    dying_job,
     reference,
     service,
     snapshot_epochs,
@@ -101,3 +103,29 @@ def test_a_batch_of_twelve_completes(stack):
     assert (summary["total"], summary["done"], summary["counts"]) == (12, 12, {"succeeded": 12})
     losses = [row["best_loss"] for row in summary["leaderboard"]]
     assert losses == sorted(losses)
+
+
+def test_a_stop_rule_ends_the_job_as_stopped_with_its_alert(stack):
+    """Uncentred inputs and a large Adam step kill most ReLU units of layer 1 by epoch 2:
+    stop_when ends the job there, as `stopped` with the alert as its reason, the epochs up to
+    it stored and none after; the stored health figures are the engine's."""
+    body, x, y = dying_job()
+    spec = {k: v for k, v in body.items() if k not in ("name", "dataset")}
+    r = HTTP.post(f"{stack.url}/v1/jobs", json=body)
+    assert r.status_code == 201, r.text
+    job = wait_for(stack.url, r.json()["id"], timeout=60)
+    trainer = Trainer(TrainSpec.model_validate(spec), x, y)
+    want = list(trainer.epochs())
+    stop = trainer.stopped_by
+    assert job["status"] == "stopped", job
+    assert job["reason"] == stop.message and stop.message.startswith("layer 1: ")
+    assert job["epochs_done"] == want[-1].epoch == stop.since < 50
+    assert [a["message"] for a in job["health"]] == [a["message"] for a in trainer.watch.report()]
+    columns = HTTP.get(f"{stack.url}/v1/jobs/{job['id']}/epochs", params={
+        "format": "columns", "fields": "dead_fraction,update_ratio_weights,nonfinite"},
+    ).json()["columns"]  # fmt: skip
+    assert columns["epoch"] == [r.epoch for r in want]
+    got = np.array(columns["dead_fraction"], dtype=float)
+    np.testing.assert_array_equal(got, [r.dead_fraction for r in want])
+    assert columns["update_ratio_weights"] == [r.update_ratio_weights for r in want]
+    assert columns["nonfinite"] == [0.0] * len(want)

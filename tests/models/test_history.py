@@ -28,11 +28,12 @@ def job_id(sessions):
 
 def _columns(first: int, n: int, rng) -> dict[str, np.ndarray]:
     """Epoch fields as the worker buffers them: val_loss on every third epoch only, no
-    penalised loss at all."""
+    penalised loss and no dead fraction at all."""
     epochs = np.arange(first, first + n)
     cols = {name: rng.normal(size=n) for name in EPOCH_FIELDS}
     cols |= {name: rng.normal(size=(n, L)) for name in PER_LAYER_FIELDS}
     cols["penalised_loss"] = np.full(n, np.nan)
+    cols["dead_fraction"] = np.full((n, L), np.nan)  # a sigmoid network's: stored as NULL
     cols["val_loss"] = np.where(epochs % 3 == 0, cols["val_loss"], np.nan)
     return cols
 

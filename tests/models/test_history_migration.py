@@ -11,15 +11,17 @@ import sqlalchemy as sa
 from models import history
 from models.db import make_engine, session_factory
 from models.migrate import downgrade, upgrade
-from models.tables import EPOCH_FIELDS, Job
+from models.tables import EPOCH_FIELDS, PER_LAYER_FIELDS, Job
 from tests.models import before
 
+# The epoch fields revision 0006 had (0012 added the training-health ones).
+OLD_FIELDS = EPOCH_FIELDS[: EPOCH_FIELDS.index("duration_ms") + 1]
 OLD_EPOCHS = sa.table(
     "epochs",
     sa.column("job_id", sa.Uuid()),
     sa.column("epoch", sa.Integer()),
     *(sa.column(f, sa.LargeBinary() if f.startswith("grad_norm") else sa.Float())
-      for f in EPOCH_FIELDS),
+      for f in OLD_FIELDS),
 )  # fmt: skip
 OLD_SNAPSHOTS = sa.table(
     "snapshots",
@@ -77,7 +79,10 @@ def test_0007_converts_the_history_and_back(database_url):
         for job_id, (dtype, rows, snaps) in jobs.items():
             got = history.epoch_columns(s, job_id, list(EPOCH_FIELDS), L)
             assert got["epoch"].tolist() == [r["epoch"] for r in rows]
-            for f in EPOCH_FIELDS:
+            for f in set(EPOCH_FIELDS) - set(OLD_FIELDS):  # NULL in the converted chunks
+                assert np.isnan(got[f]).all(), f
+                assert got[f].shape == ((len(rows), L) if f in PER_LAYER_FIELDS else (len(rows),))
+            for f in OLD_FIELDS:
                 if f.startswith("grad_norm"):
                     assert got[f].tobytes() == b"".join(r[f] for r in rows)
                 else:

@@ -1,16 +1,19 @@
-// The dashboard's router: #/jobs, #/jobs/{id}, #/batches, #/batches/{id}, #/new. Each page is
-// a function (view, params) that may return a cleanup (closing an event stream, a timer).
+// The dashboard's router: #/jobs, #/jobs/{id} (#/jobs/{id}/epochs/{k}: marked at epoch k),
+// #/compare?job=…, #/batches, #/batches/{id}, #/new. Each page is a function (view, params…)
+// that may return a cleanup (closing an event stream, a timer).
 // The API key field appears when the server answers 401.
 
 import { getKey, setKey } from "./api.js";
 import { batchPage, batchesPage } from "./batches.js";
+import { comparePage } from "./compare.js";
 import { h } from "./format.js";
 import { jobPage } from "./job.js";
 import { jobsPage } from "./jobs.js";
 import { newJobPage } from "./newjob.js";
 
 const ROUTES = [
-  [/^#\/jobs\/([0-9a-f-]{36})$/, jobPage, "jobs"],
+  [/^#\/jobs\/([0-9a-f-]{36})(?:\/epochs\/(\d+))?$/, jobPage, "jobs"],
+  [/^#\/compare(?:\?(.*))?$/, comparePage, "compare"],
   [/^#\/jobs(?:\?(.*))?$/, jobsPage, "jobs"],
   [/^#\/batches\/([0-9a-f-]{36})$/, batchPage, "batches"],
   [/^#\/batches$/, batchesPage, "batches"],
@@ -31,7 +34,7 @@ function route() {
       a.classList.toggle("active", a.dataset.nav === nav);
     }
     view.replaceChildren();
-    cleanup = page(view, match[1]) || null;
+    cleanup = page(view, ...match.slice(1)) || null;
     return;
   }
   view.replaceChildren(h("p", {}, "No such page. ", h("a", { href: "#/jobs" }, "All jobs")));

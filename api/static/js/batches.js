@@ -130,7 +130,17 @@ function render(batch) {
   const searched = [gridText(batch.grid), spaceText(batch.space)].filter(Boolean).join(" × ");
   const parts = [
     h("p", {}, h("a", { href: "#/batches" }, "← batches")),
-    h("h1", {}, batch.name),
+    h(
+      "h1",
+      {},
+      batch.name,
+      " ",
+      h(
+        "a",
+        { class: "button", id: "compare-batch", href: `#/compare?batch=${batch.id}` },
+        "compare its jobs",
+      ),
+    ),
     h(
       "p",
       { class: "muted" },

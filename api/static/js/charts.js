@@ -21,8 +21,9 @@ export const PALETTE = [
 // Lighter shades of the first colours: a fork's chart draws its parent's epochs in them.
 export const LIGHT = ["#93c5fd", "#fca5a5", "#86efac", "#d8b4fe"];
 
-// A dashed vertical line at each {x, label} of spec.marks (a fork's epoch).
-function marker(marks) {
+// A dashed vertical line at each {x, label} of spec.marks (a fork's epoch, an alert's), and a
+// dashed horizontal one at each {y, label} of spec.guides (the update ratio's 1e-3).
+function marker(marks, guides) {
   return {
     hooks: {
       draw: (u) => {
@@ -39,6 +40,15 @@ function marker(marks) {
           ctx.lineTo(px, bbox.top + bbox.height);
           ctx.stroke();
           ctx.fillText(label, px + 4 * devicePixelRatio, bbox.top + 12 * devicePixelRatio);
+        }
+        for (const { y, label } of guides) {
+          const py = u.valToPos(y, "y", true);
+          if (!(py >= bbox.top && py <= bbox.top + bbox.height)) continue;
+          ctx.beginPath();
+          ctx.moveTo(bbox.left, py);
+          ctx.lineTo(bbox.left + bbox.width, py);
+          ctx.stroke();
+          ctx.fillText(label, bbox.left + 4 * devicePixelRatio, py - 4 * devicePixelRatio);
         }
         ctx.restore();
       },
@@ -75,18 +85,22 @@ function options(spec, width, log) {
     ],
     legend: { live: true },
     cursor: { drag: { x: true, y: false }, points: { size: 6 } },
-    plugins: spec.marks && spec.marks.length ? [marker(spec.marks)] : [],
+    plugins:
+      (spec.marks || []).length || (spec.guides || []).length
+        ? [marker(spec.marks || [], spec.guides || [])]
+        : [],
   };
 }
 
-function fmtTick(v) {
+export function fmtTick(v) {
   if (v === null) return "";
   const abs = Math.abs(v);
   return abs !== 0 && (abs < 1e-3 || abs >= 1e5) ? v.toExponential(0) : String(+v.toPrecision(4));
 }
 
 // A line chart in `container`. spec: {series: [{label, stroke?, dash?}], xLabel, yLabel,
-// height, log, points, marks: [{x, label}]}. data: uPlot's aligned columns [xs, ys1, ys2, …].
+// height, log, points, marks: [{x, label}], guides: [{y, label}]}. data: uPlot's aligned
+// columns [xs, ys1, ys2, …].
 export function lineChart(container, spec, data) {
   const chart = { container, spec, data, log: Boolean(spec.log), u: null };
   if (container.uplot) container.uplot.destroy(); // a chart drawn again in the same place
@@ -102,6 +116,7 @@ export function lineChart(container, spec, data) {
     mark(container, chart.data);
     container.dataset.scale = chart.log ? "log" : "linear";
     container.dataset.marks = (spec.marks || []).map((m) => m.x).join(",");
+    container.dataset.guides = (spec.guides || []).map((g) => g.y).join(",");
   };
   chart.setLog = (log) => {
     chart.log = log;

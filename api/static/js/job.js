@@ -14,6 +14,7 @@ import {
   TERMINAL,
 } from "./format.js";
 import { lineageLine } from "./fork.js";
+import { healthPanel } from "./health.js";
 import { epochsPath, metricCharts } from "./metrics.js";
 import { snapshots } from "./snapshots.js";
 import { trajectories } from "./trajectory.js";
@@ -21,7 +22,7 @@ import { trajectories } from "./trajectory.js";
 const REFRESH_MS = 3000; // while running: gradient norms, accuracy, snapshots, trajectories
 const RETRY_MS = 2000;
 
-export function jobPage(view, jobId) {
+export function jobPage(view, jobId, epoch) {
   const abort = new AbortController();
   let timer = null;
   const closed = () => abort.signal.aborted;
@@ -34,8 +35,9 @@ export function jobPage(view, jobId) {
       view.replaceChildren(h("p", {}, h("a", { href: "#/jobs" }, "← jobs")), errorBox(error));
       return;
     }
-    const page = layout(view, job);
+    const page = layout(view, job, epoch ? Number(epoch) : null);
     await page.loadHistory();
+    if (epoch) page.health.node.scrollIntoView();
     if (closed() || TERMINAL.has(job.status)) return;
     live(page, jobId, abort.signal);
     // A long history takes the API a while to thin out: the page waits at least ten times
@@ -55,8 +57,8 @@ export function jobPage(view, jobId) {
   };
 }
 
-function layout(view, job) {
-  const page = { job, metrics: metricCharts(job) };
+function layout(view, job, epoch) {
+  const page = { job, metrics: metricCharts(job), health: healthPanel(job, epoch) };
   const head = header(page);
   const paths = trajectories(job);
   const params = snapshots(job);
@@ -66,7 +68,7 @@ function layout(view, job) {
     h("p", {}, h("a", { href: "#/jobs" }, "← jobs")),
     head.node,
     message,
-    h("div", { class: "grid" }, ...page.metrics.nodes, paths.node, params.node),
+    h("div", { class: "grid" }, ...page.metrics.nodes, paths.node, params.node, page.health.node),
     details,
   );
   let attempts = null;
@@ -87,6 +89,7 @@ function layout(view, job) {
       page.metrics.update(await request(epochsPath(job.id)));
       await Promise.all([params.refresh(), paths.refresh()]);
       page.setJob(await request(`/v1/jobs/${job.id}`));
+      await page.health.refresh(page.job);
       message.replaceChildren();
     } catch (error) {
       message.replaceChildren(errorBox(error));

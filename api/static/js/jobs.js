@@ -1,4 +1,5 @@
-// The jobs page: a filtered, paged table with loss sparklines, refreshed while jobs run.
+// The jobs page: a filtered, paged table with loss sparklines, refreshed while jobs run; the
+// jobs ticked in its last column open together on the compare page.
 
 import { query, request } from "./api.js";
 import { sparkline } from "./charts.js";
@@ -39,8 +40,21 @@ export function jobsPage(view, search) {
   const body = h("tbody");
   const pages = pager(state, () => reload());
   const message = h("div");
+  const selected = new Set(); // kept across pages and refreshes
+  const compare = h("a", { class: "button", id: "compare-selected", hidden: true });
+  const picked = () => {
+    compare.hidden = selected.size < 1;
+    compare.textContent = `compare ${selected.size} selected`;
+    compare.href = `#/compare${query({ job: [...selected] })}`;
+  };
+  state.pick = (jobId, on) => {
+    if (on) selected.add(jobId);
+    else selected.delete(jobId);
+    picked();
+  };
+  state.selected = selected;
   view.append(
-    h("h1", {}, "Jobs"),
+    h("h1", {}, "Jobs ", compare),
     filters(state, () => reload(true)),
     message,
     h("table", { class: "jobs", id: "jobs-table" }, head(), body),
@@ -65,7 +79,7 @@ export function jobsPage(view, search) {
     }
     if (closed || mine !== latest) return;
     message.replaceChildren();
-    rows = show(body, page.items, rows, sparks);
+    rows = show(body, page.items, rows, sparks, state);
     pages.update(page.next_cursor);
     if (page.items.some((job) => !TERMINAL.has(job.status))) {
       state.timer = setTimeout(reload, REFRESH_MS);
@@ -81,10 +95,10 @@ export function jobsPage(view, search) {
 
 // The page's rows: existing ones updated, new ones made, the others dropped; the table is
 // only reordered when the order changed.
-function show(body, jobs, rows, sparks) {
+function show(body, jobs, rows, sparks, state) {
   const kept = new Map();
   for (const job of jobs) {
-    const row = rows.get(job.id) || makeRow(job.id);
+    const row = rows.get(job.id) || makeRow(job.id, state);
     row.update(job, sparks);
     kept.set(job.id, row);
   }
@@ -94,7 +108,7 @@ function show(body, jobs, rows, sparks) {
     order.length === body.children.length && order.every((tr, i) => body.children[i] === tr);
   if (!same) body.replaceChildren(...order);
   if (!jobs.length)
-    body.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No jobs match.")));
+    body.replaceChildren(h("tr", {}, h("td", { colspan: 9, class: "muted" }, "No jobs match.")));
   return kept;
 }
 
@@ -167,6 +181,7 @@ function head() {
     "loss",
     "created",
     "duration",
+    "compare",
   ];
   return h(
     "thead",
@@ -179,8 +194,17 @@ function head() {
   );
 }
 
-function makeRow(jobId) {
-  const cells = Array.from({ length: 8 }, () => h("td"));
+function makeRow(jobId, state) {
+  const cells = Array.from({ length: 9 }, () => h("td"));
+  cells[8].append(
+    h("input", {
+      type: "checkbox",
+      class: "pick",
+      title: "compare this job with the others ticked",
+      checked: state.selected.has(jobId),
+      onchange: (event) => state.pick(jobId, event.target.checked),
+    }),
+  );
   const link = h("a", { href: `#/jobs/${jobId}` });
   cells[0].append(link);
   for (const i of [3, 4, 7]) cells[i].className = "num";
