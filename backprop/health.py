@@ -56,7 +56,7 @@ class EpochHealth:
 
 class Monitor:
     """Accumulates one epoch's health while a Trainer runs it: `workspaces` once, then per
-    epoch `begin`, `after_batch` for each batch in order, and `end`."""
+    epoch `begin`, `count(i)` after each batch i where `counts_after[i]`, and `end`."""
 
     def __init__(self, network: Network, batches: list[tuple[int, int]]) -> None:
         self.network = network
@@ -76,6 +76,10 @@ class Monitor:
         self.ones = np.ones(self.per_ring * B, network.dtype)
         self.counts = [np.zeros(n) for n in widths]
         self.batches = batches
+        # Where a ring is full or the epoch ends; a list, so the training loop asks no method.
+        last = len(batches) - 1
+        self.counts_after = [bool(self.rings) and ((i + 1) % self.per_ring == 0 or i == last)
+                             for i in range(len(batches))]  # fmt: skip
         self.theta0 = np.empty_like(network.theta)
         self.diff = np.empty_like(network.theta)
         self.square = np.empty(network.theta.shape, np.float64)
@@ -97,18 +101,13 @@ class Monitor:
         self.theta0[...] = self.network.theta
         for count in self.counts:
             count[...] = 0.0
-        self._rows = 0
 
-    def after_batch(self, i: int) -> None:
-        """Count the ring when batch i filled it, or was the epoch's last. ReLU's σ' is
-        already 1 where a > 0 and 0 elsewhere, so its rows are summed as they are."""
-        if not self.rings:
-            return
-        start, stop = self.batches[i]
-        self._rows += stop - start
-        if (i + 1) % self.per_ring and i + 1 < len(self.batches):
-            return
-        rows = self._rows
+    def count(self, i: int) -> None:
+        """Count the ring that batch i filled (or that the epoch's last batch ended): the
+        trainer calls this only where `counts_after[i]`. ReLU's σ' is already 1 where a > 0
+        and 0 elsewhere, so its rows are summed as they are."""
+        first = i - i % self.per_ring
+        rows = self.batches[i][1] - self.batches[first][0]
         for ring, count in zip(self.rings, self.counts, strict=True):
             flags = ring[:rows]
             if self.kind == "dead" and self.threshold:  # leaky: σ' is slope or 1
@@ -116,7 +115,6 @@ class Monitor:
             elif self.kind == "saturated":
                 np.less(flags, self.threshold, out=flags)  # saturated on that row
             count += np.dot(self.ones[:rows], flags)
-        self._rows = 0
 
     def _norms(self, theta: np.ndarray) -> np.ndarray:
         """‖W^1‖ … ‖W^L‖, ‖b^1‖ … ‖b^L‖ of a flat θ, squared and summed in float64: a float32

@@ -74,6 +74,7 @@ class Trainer:
             ws = full if stop - start == B else self.network.workspace(stop - start)
             self._batches.append((start, stop, ws))
         self._health = None
+        self._no_counts = [False] * len(self._batches)
         if self._measure_health:
             self._health = Monitor(self.network, [(a, b) for a, b, _ in self._batches])
             views = self._health.workspaces([ws for _, _, ws in self._batches])
@@ -136,6 +137,7 @@ class Trainer:
         n_w, classify = net.n_weights, self.spec.is_classification
         total = penalty = 0.0
         health = self._health
+        counts = self._no_counts if health is None else health.counts_after
         if health is not None:
             health.begin()
         for i, (start, stop, ws) in enumerate(self._batches):
@@ -152,8 +154,8 @@ class Trainer:
                 w = theta[:n_w]
                 penalty += (stop - start) * float(np.dot(w, w))  # Σ‖W^l‖² of this forward pass
                 grad[:n_w] += self._l2 * w
-            if health is not None:
-                health.after_batch(i)
+            if counts[i] and health is not None:  # a ring to count: a few times an epoch
+                health.count(i)
             self.optimizer.step(theta, grad, lr)
         n = x.shape[0]
         train_loss = total / n

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.datasets import materialise, store
@@ -32,7 +32,8 @@ from models import (
 )
 from models.base import Base
 from models.db import make_engine, session_factory
-from models.tables import EpochChunk, Job
+from models.status import JobStatus
+from models.tables import EPOCH_FIELDS, PER_LAYER_FIELDS, Batch, EpochChunk, Job
 
 # CI sets it: a missing PostgreSQL, Redis or Chromium fails the run instead of skipping tests.
 REQUIRED = os.environ.get("DELTAFLOW_REQUIRE_SERVICES") == "1"
@@ -241,3 +242,33 @@ def wait_all(url: str, ids: list[str], timeout: float = 150) -> list[dict]:
             break
         time.sleep(0.3)
     return [HTTP.get(f"{url}/v1/jobs/{i}").json() for i in ids]
+
+
+def finished_batch(url: str, n: int, epochs: int) -> str:
+    """`n` finished XOR jobs of `epochs` epochs each, learning rates 1e-3 … 1, in one batch,
+    their epochs written into the database at `url` as a worker writes them (training them
+    would take minutes); the batch's id."""
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    rng = np.random.default_rng(0)
+    rates = np.geomspace(1e-3, 1.0, n)
+    ids = [store_job(sessions, XOR_JOB | {"name": f"lr {lr:.3g}", "epochs": epochs},
+                     {"optimizer": {"name": "sgd", "learning_rate": float(lr)}})
+           for lr in rates]  # fmt: skip
+    at = np.arange(1, epochs + 1)
+    with sessions.begin() as s:
+        batch = Batch(name=f"{n} jobs", base={}, grid={})
+        s.add(batch)
+        s.flush()
+        for job_id, lr in zip(ids, rates, strict=True):
+            columns = {f: np.full((epochs, 2) if f in PER_LAYER_FIELDS else epochs, np.nan)
+                       for f in EPOCH_FIELDS}  # fmt: skip
+            columns |= {"loss": 0.25 * np.exp(-lr * at / 500) + rng.uniform(0, 1e-3, epochs),
+                        "learning_rate": np.full(epochs, lr), "duration_ms": np.full(epochs, 0.1),
+                        "grad_norm_weights": np.ones((epochs, 2)),
+                        "grad_norm_biases": np.ones((epochs, 2))}  # fmt: skip
+            history.write_epochs(s, job_id, 1, columns)
+        s.execute(update(Job).where(Job.id.in_(ids)).values(
+            status=JobStatus.SUCCEEDED, epochs_done=epochs, batch_id=batch.id))  # fmt: skip
+    engine.dispose()
+    return str(batch.id)

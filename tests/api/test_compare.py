@@ -91,3 +91,22 @@ def test_a_stop_rule_ends_a_job_with_its_alert_in_the_job(client, sessions, sett
     columns = _columns(client, job["id"], "dead_fraction")
     assert columns["epoch"][-1] == got["epochs_done"]
     assert columns["dead_fraction"][-1][0] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"stop_when": ["dead"]}, "stop_when.0: Input should be 'dead_units', 'saturated_units'"),
+        ({"stop_when": ["nonfinite", "nonfinite"]}, "stop_when: names the rule "
+         "'nonfinite' twice"),
+        ({"health": {"update_ratio": {"low": 1.0, "high": 0.5}}},
+         "health.update_ratio: low (1.0) must be below high (0.5)"),
+        ({"health": {"dead_units": 0}}, "health.dead_units: Input should be greater than 0"),
+    ],
+)  # fmt: skip
+def test_health_rules_a_job_cannot_apply_are_422s(client, counts, changes, says):
+    before = counts()
+    r = client.post("/v1/jobs", json=XOR_JOB | changes)
+    assert r.status_code == 422, r.text
+    assert says in r.json()["message"], r.json()["message"]
+    assert counts() == before

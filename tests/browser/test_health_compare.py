@@ -4,16 +4,18 @@ what the charts and tables hold is checked against what the API answers, includi
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from sqlalchemy import update
 
-from models import history
-from models.db import make_engine, session_factory
-from models.status import JobStatus
-from models.tables import EPOCH_FIELDS, PER_LAYER_FIELDS, Batch, Job
 from tests.browser.conftest import SCREENSHOTS, shoot, submit
-from tests.factories import HTTP, XOR_JOB, dying_job, running, sqlite_stack, store_job, wait_for
+from tests.factories import (
+    HTTP,
+    XOR_JOB,
+    dying_job,
+    finished_batch,
+    running,
+    sqlite_stack,
+    wait_for,
+)
 
 pytestmark = pytest.mark.xdist_group("browser-health")
 
@@ -49,33 +51,8 @@ def pair(url: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def many(stack) -> str:
-    """A batch of 200 finished jobs of 10,000 epochs each, written into the service's database
-    as a worker writes epochs (training them would take the test minutes); its id."""
-    engine = make_engine(stack.env["DELTAFLOW_DATABASE_URL"])
-    sessions = session_factory(engine)
-    rng = np.random.default_rng(0)
-    rates = np.geomspace(1e-3, 1.0, MANY)
-    ids = [store_job(sessions, XOR_JOB | {"name": f"lr {lr:.3g}", "epochs": EPOCHS},
-                     {"optimizer": {"name": "sgd", "learning_rate": float(lr)}})
-           for lr in rates]  # fmt: skip
-    with sessions.begin() as s:
-        batch = Batch(name="two hundred", base={}, grid={})
-        s.add(batch)
-        s.flush()
-        epochs = np.arange(1, EPOCHS + 1)
-        for job_id, lr in zip(ids, rates, strict=True):
-            loss = 0.25 * np.exp(-lr * epochs / 500) + rng.uniform(0, 1e-3, EPOCHS)
-            columns = {f: np.full((EPOCHS, 2) if f in PER_LAYER_FIELDS else EPOCHS, np.nan)
-                       for f in EPOCH_FIELDS}  # fmt: skip
-            columns |= {"loss": loss, "learning_rate": np.full(EPOCHS, lr),
-                        "duration_ms": np.full(EPOCHS, 0.1),
-                        "grad_norm_weights": np.ones((EPOCHS, 2)),
-                        "grad_norm_biases": np.ones((EPOCHS, 2))}  # fmt: skip
-            history.write_epochs(s, job_id, 1, columns)
-        s.execute(update(Job).where(Job.id.in_(ids)).values(
-            status=JobStatus.SUCCEEDED, epochs_done=EPOCHS, batch_id=batch.id))  # fmt: skip
-    engine.dispose()
-    return str(batch.id)
+    """A batch of 200 finished jobs of 10,000 epochs each; its id."""
+    return finished_batch(stack.env["DELTAFLOW_DATABASE_URL"], MANY, EPOCHS)
 
 
 def test_the_health_panel_shows_the_alerts_and_the_update_ratio(page, url, stopped) -> None:
