@@ -12,7 +12,8 @@ them, each change takes effect from epoch k+1:
 - early stopping keeps its best value and patience counter; a parent that stopped early goes on
   (the rule is asked again after each new epoch), and a fork without the rule drops them;
 - health alerts carry over (the fork reports its parent's up to epoch k), and its own health
-  thresholds and stop_when apply from epoch k+1;
+  thresholds and stop_when apply from epoch k+1: a rule still firing at k stops the fork only
+  after it has ended and fired again;
 - the schedule, epochs, batch size, shuffling, L2 and snapshot cadence are read from the spec
   at each epoch, so they need nothing here.
 

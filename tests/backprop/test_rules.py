@@ -12,7 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from backprop import Trainer, TrainSpec, datasets
+from backprop.fork import fork_state
 from backprop.rules import Watch
+from tests.factories import dying_job
 
 NAN = math.nan
 
@@ -131,3 +133,18 @@ def test_a_resumed_run_reports_what_an_uninterrupted_one_does():
 def test_the_spec_refuses_rules_it_cannot_apply(changes, says):
     with pytest.raises(ValidationError, match=re.escape(says)):
         TrainSpec.model_validate({"network": {"layers": [2, 2]}} | changes)
+
+
+def test_a_fork_of_a_stopped_run_goes_on_while_the_same_alert_holds():
+    """The rule that stopped the parent is still firing at the fork's epoch: it does not stop
+    the fork again (it would have to end and fire anew), so a fork can go on from it."""
+    body, x, y = dying_job()
+    spec = TrainSpec.model_validate({k: v for k, v in body.items() if k not in ("name", "dataset")})
+    parent = Trainer(spec, x, y)
+    list(parent.epochs())
+    assert parent.stopped_by is not None and parent.epoch == 2
+    child_spec = spec.model_copy(update={"epochs": 6})
+    child = Trainer.restore(child_spec, x, y, fork_state(parent.state(), spec, child_spec))
+    results = list(child.epochs())
+    assert [r.epoch for r in results] == [3, 4, 5, 6] and child.stopped_by is None
+    assert child.watch.report()[0]["since"] == 2 and child.watch.report()[0]["active"]
