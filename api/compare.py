@@ -61,21 +61,6 @@ def _number(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def thin(value: np.ndarray, points: int) -> np.ndarray:
-    """Indices of at most `points` of the values, evenly spread, always holding the first, the
-    last and the extremes — a line drawn from them keeps its shape and its range."""
-    count = len(value)
-    if count <= points:
-        return np.arange(count)
-    finite = np.flatnonzero(np.isfinite(value))
-    extremes = set()
-    if finite.size:
-        extremes = {int(finite[value[finite].argmin()]), int(finite[value[finite].argmax()])}
-    slots = points - len(extremes - {0, count - 1})
-    spread = np.rint(np.linspace(0, count - 1, slots)).astype(int)
-    return np.array(sorted(set(spread.tolist()) | extremes))
-
-
 def flatten(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A spec as dotted keys (`optimizer.learning_rate`), lists kept whole (`network.layers`)."""
     out: dict[str, Any] = {}

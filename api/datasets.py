@@ -48,7 +48,8 @@ def load(
     """(stored row or None, name, x, y) for any reference; a stored id is checked for owner."""
     if isinstance(ref, DatasetId):
         row = get_owned(session, Dataset, ref.id, owner)
-        return row, row.name, *dataset_arrays(session, row.id)
+        shape = (row.n_samples, row.n_features, row.n_outputs)
+        return row, row.name, *dataset_arrays(session, row.id, shape)
     return None, *materialise(ref)
 
 

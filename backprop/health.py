@@ -36,6 +36,7 @@ SATURATION = 0.01  # σ' below 1 % of its largest value: sigmoid 0.0025 (|z| > 6
 SATURATED_ROWS = 0.99
 RING_BYTES = 16 << 20
 _MAX_SLOPE = {"sigmoid": 0.25, "tanh": 1.0}
+_KIND = {"relu": "dead", "leaky_relu": "dead", "sigmoid": "saturated", "tanh": "saturated"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +63,7 @@ class Monitor:
         self.network = network
         self.n = batches[-1][1] if batches else 0
         hidden = network.hidden.name
-        self.kind = "dead" if hidden in ("relu", "leaky_relu") else None
-        self.kind = "saturated" if hidden in _MAX_SLOPE else self.kind
+        self.kind = _KIND.get(hidden)
         self.threshold = (
             SATURATION * _MAX_SLOPE[hidden] if self.kind == "saturated"
             else getattr(network.hidden, "slope", 0.0)  # scratch is slope where a ≤ 0

@@ -74,11 +74,12 @@ class Trainer:
             ws = full if stop - start == B else self.network.workspace(stop - start)
             self._batches.append((start, stop, ws))
         self._health = None
-        self._no_counts = [False] * len(self._batches)
+        self._counts_after = [False] * len(self._batches)  # batches after which to count σ'
         if self._measure_health:
             self._health = Monitor(self.network, [(a, b) for a, b, _ in self._batches])
             views = self._health.workspaces([ws for _, _, ws in self._batches])
             self._batches = [(a, b, ws) for (a, b, _), ws in zip(self._batches, views, strict=True)]
+            self._counts_after = self._health.counts_after
         # A full batch is the same set of rows in any order, so it is never permuted.
         self._shuffles = self.spec.shuffle and n > B
         # Data that fits in cache is permuted in one gather per epoch; larger data is gathered
@@ -136,8 +137,7 @@ class Trainer:
         net, loss, theta, grad = self.network, self.loss, self.network.theta, self.network.grad
         n_w, classify = net.n_weights, self.spec.is_classification
         total = penalty = 0.0
-        health = self._health
-        counts = self._no_counts if health is None else health.counts_after
+        health, counts = self._health, self._counts_after
         if health is not None:
             health.begin()
         for i, (start, stop, ws) in enumerate(self._batches):

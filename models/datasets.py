@@ -86,17 +86,22 @@ def insert_dataset(
     return row
 
 
-def dataset_arrays(session: Session, dataset_id: uuid.UUID) -> tuple[np.ndarray, np.ndarray]:
+def dataset_arrays(
+    session: Session, dataset_id: uuid.UUID, shape: tuple[int, int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """x of shape (n, n_features); y of shape (n, n_outputs), or (n,) for one column: each
-    filled from its chunks as they are fetched, one at a time."""
-    found = query(
-        session,
-        "SELECT n_samples, n_features, n_outputs FROM datasets WHERE id = %s",
-        (dataset_id,),
-    )
-    if not found:
-        raise NoResultFound(f"no data set {dataset_id}")
-    n, features, outputs = found[0]
+    filled from its chunks as they are fetched, one at a time. `shape` is (n, n_features,
+    n_outputs) when the caller holds the row already; else it is read."""
+    if shape is None:
+        found = query(
+            session,
+            "SELECT n_samples, n_features, n_outputs FROM datasets WHERE id = %s",
+            (dataset_id,),
+        )
+        if not found:
+            raise NoResultFound(f"no data set {dataset_id}")
+        shape = found[0]
+    n, features, outputs = shape
     arrays = {"x": np.empty((n, features)), "y": np.empty((n, outputs))}
     filled = dict.fromkeys(arrays, 0)
     sql = "SELECT part, data FROM dataset_chunks WHERE dataset_id = %s ORDER BY part, seq"

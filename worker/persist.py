@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from backprop import EpochResult, Trainer
+from backprop.rules import Watch
 from models import history
 from models.arrays import pack, unpack
 from models.base import utcnow
@@ -55,7 +56,7 @@ class FlushBuffer:
         self.dtype: np.dtype | None = None
         self.best_loss = best_loss
         self.last_loss: float | None = None
-        self.health: list[dict[str, Any]] | None = None  # the run's alerts (backprop/rules.py)
+        self.watch: Watch | None = None  # the run's alert rules (backprop/rules.py)
         self._last_snapshot = -1
         self.keyframe: dict[str, Any] | None = None  # a fork's starting state, for its first flush
 
@@ -63,7 +64,7 @@ class FlushBuffer:
         if r.epoch <= self.stored:
             return
         self.results.append(r)
-        self.health = trainer.watch.report()
+        self.watch = trainer.watch  # its alerts are read once a flush, in progress()
         watched = r.loss if r.val_loss is None else r.val_loss
         if self.best_loss is None or watched < self.best_loss:
             self.best_loss = watched
@@ -91,7 +92,7 @@ class FlushBuffer:
             "epochs_done": self.results[-1].epoch,
             "latest_loss": self.last_loss,
             "best_loss": self.best_loss,
-            "health": self.health,
+            "health": self.watch.report() if self.watch is not None else None,
         }
 
     def columns(self) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api import compare, listing
+from api import compare, history, listing
 from api.deps import OwnerDep, SessionDep
 from api.errors import problems
 from api.fields import MAX_EPOCH, BatchQuery, JobIdsQuery, StatusesQuery, TagsQuery
@@ -83,7 +83,7 @@ def compare_jobs(
         group = jobs[start : start + GROUP]
         found = stored.many_epoch_columns(
             session, {j.id: lineage.segments(session, j) for j in group}, [name],
-            {j.id: len(j.spec["network"]["layers"]) - 1 for j in group},
+            {j.id: history.n_layers(j) for j in group},
         )  # fmt: skip
         for job, spec in zip(group, specs[start : start + GROUP], strict=True):
             out.append(_line(job, spec, keys, found[job.id], (name, layer), at, points))
@@ -95,10 +95,10 @@ def _line(
     at: int | None, points: int,
 ) -> dict[str, Any]:  # fmt: skip
     epochs, value = columns["epoch"], compare.values(columns, *field)
-    keep = compare.thin(value, points)
+    keep = history.thin(value, points)
     return {
         "id": job.id, "name": job.name, "status": job.status, "batch_id": job.batch_id,
-        "layers": len(spec["network.layers"]) - 1,
+        "layers": history.n_layers(job),
         "hyperparameters": {k: spec.get(k) for k in keys},
         "summary": compare.summary(epochs, value, at), "epochs": len(epochs),
         "epoch": epochs[keep].tolist(),

@@ -23,7 +23,6 @@ from api.fields import MAX_EPOCH, BatchQuery, JobIdsQuery, StatusesQuery, TagsQu
 from api.routes.history import ARROW_COLUMNS, BINARY
 from models import history as stored
 from models import lineage
-from models.tables import Job
 
 router = APIRouter(prefix="/v1/epochs", tags=["history"])
 
@@ -57,9 +56,9 @@ def export_epochs(
     given must hold), at most 10,000 jobs: a range and fields as GET /v1/jobs/{id}/epochs."""
     chosen = history.parse_fields(fields)
     jobs = listing.choose(session, owner, job_id, batch, status, tag, MAX_JOBS)
-    depth = max((_n_layers(j) for j in jobs), default=0)
+    depth = max((history.n_layers(j) for j in jobs), default=0)
     target = arrow.schema(chosen, depth, job_id=True)
-    plan = [(j.id, lineage.segments(session, j), _n_layers(j), j.epochs_done) for j in jobs]
+    plan = [(j.id, lineage.segments(session, j), history.n_layers(j), j.epochs_done) for j in jobs]
     # End the request's transaction now: on SQLite it holds the write lock, which the
     # stream's own session would wait on for as long as the answer takes.
     session.close()
@@ -68,11 +67,6 @@ def export_epochs(
     return StreamingResponse(
         arrow.stream(target, batches), media_type=arrow.STREAM if wanted else BINARY
     )
-
-
-def _n_layers(job: Job) -> int:
-    # Read from the stored spec as it is: validating 10,000 TrainSpecs would cost seconds.
-    return len(job.spec["network"]["layers"]) - 1
 
 
 Plan = list[tuple[uuid.UUID, stored.History, int, int]]
