@@ -16,9 +16,12 @@
 Dead and saturated units need σ'(z^l) of every row. The backward pass computes it anyway
 (Activation.scale_by_derivative writes it into the workspace's scratch), so the hidden
 layers' scratch arrays are made views into a ring of rows here: each batch writes its σ' into
-the next rows, and a full ring (or the epoch's end) is counted with one comparison and one
-matrix-vector product per layer — a few calls per epoch rather than per batch, and no extra
-pass over the data.
+the next rows, and a full ring (or the epoch's end) is counted — a few calls per epoch rather
+than per batch, and no extra pass over the data. ReLU's σ' is its own 0/1 flag, summed over
+the rows with one matrix-vector product; other activations are compared into a ring of bool
+flags whose bytes are summed eight columns at a time as uint64 lanes (a lane's bytes cannot
+carry into each other within 255 rows), which is about twice as fast as a comparison written
+back as floats.
 """
 
 from __future__ import annotations
@@ -72,17 +75,32 @@ class Monitor:
         self.B = B = max((stop - start for start, stop in batches), default=1)
         per_row = sum(widths) * network.dtype.itemsize
         self.per_ring = max(1, min(len(batches), RING_BYTES // max(1, per_row * B)))
-        self.rings = [np.empty((self.per_ring * B, n), network.dtype) for n in widths]
-        self.ones = np.ones(self.per_ring * B, network.dtype)
+        rows = self.per_ring * B
+        self.rings = [np.empty((rows, n), network.dtype) for n in widths]
+        self.ones = np.ones(rows, network.dtype)
+        # ReLU's σ' is already 0/1; the others' flags, padded to whole uint64 lanes of 8 bytes.
+        compared = self.kind == "saturated" or bool(self.threshold)
+        self.flags = [np.zeros((rows, -(-n // 8) * 8), bool) for n in widths if compared]
         self.counts = [np.zeros(n) for n in widths]
         self.batches = batches
         # Where a ring is full or the epoch ends; a list, so the training loop asks no method.
         last = len(batches) - 1
         self.counts_after = [bool(self.rings) and ((i + 1) % self.per_ring == 0 or i == last)
                              for i in range(len(batches))]  # fmt: skip
-        self.theta0 = np.empty_like(network.theta)
-        self.diff = np.empty_like(network.theta)
-        self.square = np.empty(network.theta.shape, np.float64)
+        # Each count's rows, and where its flags' chunks of at most 255 rows start.
+        self.rows = {i: stop - batches[i - i % self.per_ring][0]
+                     for i, (_, stop) in enumerate(batches) if self.counts_after[i]}  # fmt: skip
+        self.chunks = {i: np.arange(0, rows, 255) for i, rows in self.rows.items()}
+        theta = network.theta
+        # Squares of θ_e − θ_{e−1} and of θ_{e−1}, side by side in float64 (a float32 square
+        # overflows from 1.8e19 on): one reduceat gives every layer's two norms.
+        self.square = np.empty(2 * theta.size, np.float64)
+        starts = network.layout.block_starts
+        self.starts = np.concatenate([starts, starts + theta.size])
+        wide = theta.dtype == np.float64  # then the halves are the arrays themselves
+        self.diff = self.square[: theta.size] if wide else np.empty_like(theta)
+        self.theta0 = self.square[theta.size :] if wide else np.empty_like(theta)
+        self.magnitude = [np.empty((B, n), network.dtype) for n in network.sizes[1:]]
 
     def workspaces(self, shared: list[Workspace]) -> list[Workspace]:
         """Each batch's workspace with its hidden layers' σ' written into the ring."""
@@ -104,36 +122,38 @@ class Monitor:
 
     def count(self, i: int) -> None:
         """Count the ring that batch i filled (or that the epoch's last batch ended): the
-        trainer calls this only where `counts_after[i]`. ReLU's σ' is already 1 where a > 0
-        and 0 elsewhere, so its rows are summed as they are."""
-        first = i - i % self.per_ring
-        rows = self.batches[i][1] - self.batches[first][0]
-        for ring, count in zip(self.rings, self.counts, strict=True):
-            flags = ring[:rows]
-            if self.kind == "dead" and self.threshold:  # leaky: σ' is slope or 1
-                np.greater(flags, self.threshold, out=flags)  # a > 0 on that row: alive
-            elif self.kind == "saturated":
-                np.less(flags, self.threshold, out=flags)  # saturated on that row
-            count += np.dot(self.ones[:rows], flags)
-
-    def _norms(self, theta: np.ndarray) -> np.ndarray:
-        """‖W^1‖ … ‖W^L‖, ‖b^1‖ … ‖b^L‖ of a flat θ, squared and summed in float64: a float32
-        square overflows from 1.8e19 on."""
-        np.square(theta, out=self.square, dtype=np.float64)
-        return np.sqrt(np.add.reduceat(self.square, self.network.layout.block_starts))
+        trainer calls this only where `counts_after[i]`."""
+        rows = self.rows[i]
+        if not self.flags:  # ReLU: rows where a > 0, summed as they are
+            for ring, count in zip(self.rings, self.counts, strict=True):
+                count += np.dot(self.ones[:rows], ring[:rows])
+            return
+        chunks = self.chunks[i]
+        for ring, flags, count in zip(self.rings, self.flags, self.counts, strict=True):
+            n = ring.shape[1]
+            if self.kind == "saturated":
+                np.less(ring[:rows], self.threshold, out=flags[:rows, :n])
+            else:  # leaky: σ' is slope or 1, above the slope where a > 0 (alive)
+                np.greater(ring[:rows], self.threshold, out=flags[:rows, :n])
+            lanes = np.add.reduceat(flags[:rows].view(np.uint64), chunks, axis=0)
+            count += np.add.reduce(lanes.view(np.uint8)[:, :n], axis=0, dtype=np.int64)
 
     def end(self, last: Workspace) -> EpochHealth:
         """The epoch's figures; `last` is the workspace of its last mini-batch. A few calls per
         layer: on a tiny network (XOR) this is most of its cost."""
         net, L = self.network, self.network.L
         np.subtract(net.theta, self.theta0, out=self.diff)
-        moved, before = self._norms(self.diff), self._norms(self.theta0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = (moved / np.where(before > 0, before, np.nan)).tolist()
+        if self.diff.base is not self.square:
+            np.copyto(self.square[: net.theta.size], self.diff)
+            np.copyto(self.square[net.theta.size :], self.theta0)
+        np.multiply(self.square, self.square, out=self.square)
+        norms = np.sqrt(np.add.reduceat(self.square, self.starts)).tolist()
+        moved, before = norms[: 2 * L], norms[2 * L :]
+        ratio = [m / b if b > 0 else math.nan for m, b in zip(moved, before, strict=True)]
         size = 1.0 / last.mean_scale  # the engine's δ carries 1/B; the seed's does not
         mean, top = [], []
-        for d in last.delta:
-            magnitude = np.abs(d)
+        for d, buffer in zip(last.delta, self.magnitude, strict=True):
+            magnitude = np.abs(d, out=buffer[: d.shape[0]])
             mean.append(float(np.add.reduce(magnitude, axis=None)) * size / d.size)
             top.append(float(np.maximum.reduce(magnitude, axis=None)) * size)
         nan = [math.nan] * L
@@ -142,13 +162,14 @@ class Monitor:
             units = [np.count_nonzero(c >= rows) / c.size for c in self.counts] + [math.nan]
         else:
             units = [np.count_nonzero(c == 0.0) / c.size for c in self.counts] + [math.nan]
-        finite = bool(np.isfinite(net.theta).all()) and all(map(math.isfinite, top))
+        # Finite norms mean a finite θ; an infinite one may be a finite θ whose square is not.
+        finite = all(map(math.isfinite, norms)) or bool(np.isfinite(net.theta).all())
         return EpochHealth(
             update_ratio_weights=ratio[:L],
-            update_ratio_biases=ratio[L:],
+            update_ratio_biases=ratio[L : 2 * L],
             dead_fraction=units if self.kind == "dead" else nan,
             saturated_fraction=units if self.kind == "saturated" else nan,
             delta_mean=mean,
             delta_max=top,
-            nonfinite=not finite,
+            nonfinite=not (finite and all(map(math.isfinite, top))),
         )

@@ -28,6 +28,11 @@ class Workspace:
     a^l and δ^l of shape (B, n_l) for l = 1..L, the output logits z^L, one scratch array per
     layer for σ', and a row of B ones that sums δ^l over the batch as one BLAS call."""
 
+    # Slots: the epoch loop reads these attributes tens of times per batch, and a copy (as
+    # backprop/health.py makes one per batch) keeps slot access where a copied __dict__ would
+    # lose CPython's specialised attribute lookup.
+    __slots__ = ("a", "aT", "batch", "delta", "mean_scale", "ones", "scratch", "x", "xT", "y", "z")
+
     def __init__(self, sizes: tuple[int, ...], batch: int, dtype: np.dtype) -> None:
         self.batch = batch
         self.mean_scale = 1.0 / batch

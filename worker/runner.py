@@ -201,7 +201,9 @@ class Runner:
                 if result.epoch == self._kill_at:  # fault injection: die like an OOM kill
                     os.kill(os.getpid(), signal.SIGKILL)
                 buffer.add(result, trainer)
-                if self._plan and (verdict := self._plan.verdict(result)) is not None:
+                verdict = self._plan.verdict(result) if self._plan else None
+                # A stop rule that fires at a rung's epoch stops the trial, not pauses it.
+                if verdict is not None and trainer.stopped_by is None:
                     buffer.add_snapshot(trainer.epoch, trainer)  # the state it pauses or stops in
                     return self._flush(lease, buffer, verdict.status, trainer=trainer,
                                        error=verdict.reason or "")  # fmt: skip

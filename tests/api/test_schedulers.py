@@ -20,7 +20,7 @@ from sqlalchemy import select
 from models import history
 from models.status import TERMINAL
 from models.tables import Checkpoint
-from tests.factories import XOR_JOB, reference
+from tests.factories import XOR_JOB, dying_job, reference
 from worker.persist import load_checkpoint
 from worker.runner import Runner
 
@@ -165,6 +165,32 @@ def test_pbt_clones_carry_the_source_state_and_new_hyperparameters(client, sessi
             assert theta == theta_at(s, d["detail"]["source"], d["epoch"])
         lineage = client.get(f"/v1/jobs/{clone['id']}/lineage").json()
         assert lineage["ancestors"][0]["id"] == d["detail"]["source"]
+
+
+def test_a_stop_rule_at_a_rungs_epoch_stops_the_trial_with_its_alert(client, sessions, settings):
+    """The dying network (tests/factories.py) loses most of layer 1 by epoch 2, which is also
+    the first rung of this successive halving: stop_when ends those trials there as stopped, with
+    the alert as the job's reason and the decision's, instead of pausing them at the rung; the
+    trials at a gentle step go on and the batch ends."""
+    body, _, _ = dying_job()
+    sha = {"name": "sha", "min_epochs": 2, "reduction_factor": 3}
+    grid = {"optimizer.learning_rate": [0.3, 0.001]}
+    created = batch(client, sha, num_samples=3, base=body | {"epochs": 18}, space={}, grid=grid)
+    out = read(client, drive(sessions, settings, created))
+    assert_consistent(out)
+    jobs = {t["job_id"]: client.get(f"/v1/jobs/{t['job_id']}").json() for t in out["trials"]}
+    dying = [t for t in out["trials"]
+             if jobs[t["job_id"]]["spec"]["optimizer"]["learning_rate"] == 0.3]  # fmt: skip
+    assert len(dying) == 3
+    for t in dying:
+        job = jobs[t["job_id"]]
+        assert (job["status"], job["epochs_done"]) == ("stopped", 2), job
+        assert job["reason"].startswith("layer 1: ") and "units dead since epoch" in job["reason"]
+        assert t["decision"]["action"] == "stopped"
+        assert t["decision"]["detail"]["reason"] == job["reason"]
+    rung_0 = next(r for r in out["rungs"] if r["epoch"] == 2)
+    assert rung_0["reached"] == 3  # only the gentle trials paused there
+    assert out["counts"]["succeeded"] == 1 and out["counts"]["stopped"] == 5
 
 
 SPLIT = BASE | {"validation_split": 0.25}
