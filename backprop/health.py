@@ -91,16 +91,19 @@ class Monitor:
         self.rows = {i: stop - batches[i - i % self.per_ring][0]
                      for i, (_, stop) in enumerate(batches) if self.counts_after[i]}  # fmt: skip
         self.chunks = {i: np.arange(0, rows, 255) for i, rows in self.rows.items()}
-        theta = network.theta
-        # Squares of θ_e − θ_{e−1} and of θ_{e−1}, side by side in float64 (a float32 square
-        # overflows from 1.8e19 on): one reduceat gives every layer's two norms.
+        self._norm_buffers()
+        self.magnitude = [np.empty((B, n), network.dtype) for n in network.sizes[1:]]
+
+    def _norm_buffers(self) -> None:
+        """Squares of θ_e − θ_{e−1} and of θ_{e−1}, side by side in float64 (a float32 square
+        overflows from 1.8e19 on): one reduceat gives every layer's two norms."""
+        theta = self.network.theta
         self.square = np.empty(2 * theta.size, np.float64)
-        starts = network.layout.block_starts
+        starts = self.network.layout.block_starts
         self.starts = np.concatenate([starts, starts + theta.size])
         wide = theta.dtype == np.float64  # then the halves are the arrays themselves
         self.diff = self.square[: theta.size] if wide else np.empty_like(theta)
         self.theta0 = self.square[theta.size :] if wide else np.empty_like(theta)
-        self.magnitude = [np.empty((B, n), network.dtype) for n in network.sizes[1:]]
 
     def workspaces(self, shared: list[Workspace]) -> list[Workspace]:
         """Each batch's workspace with its hidden layers' σ' written into the ring."""
