@@ -77,9 +77,12 @@ class Monitor:
         self.per_ring = max(1, min(len(batches), RING_BYTES // max(1, per_row * B)))
         rows = self.per_ring * B
         self.rings = [np.empty((rows, n), network.dtype) for n in widths]
-        self.ones = np.ones(rows, network.dtype)
-        # ReLU's σ' is already 0/1; the others' flags, padded to whole uint64 lanes of 8 bytes.
+        # ReLU's σ' is already 0/1, summed by a product with ones; the others are compared into
+        # flags (saturated: below the threshold; leaky: above its slope, alive), padded to whole
+        # uint64 lanes of 8 bytes.
         compared = self.kind == "saturated" or bool(self.threshold)
+        self.ones = np.ones(0 if compared else rows, network.dtype)
+        self.compare = np.less if self.kind == "saturated" else np.greater
         self.flags = [np.zeros((rows, -(-n // 8) * 8), bool) for n in widths if compared]
         self.counts = [np.zeros(n) for n in widths]
         self.batches = batches
@@ -134,10 +137,7 @@ class Monitor:
         chunks = self.chunks[i]
         for ring, flags, count in zip(self.rings, self.flags, self.counts, strict=True):
             n = ring.shape[1]
-            if self.kind == "saturated":
-                np.less(ring[:rows], self.threshold, out=flags[:rows, :n])
-            else:  # leaky: σ' is slope or 1, above the slope where a > 0 (alive)
-                np.greater(ring[:rows], self.threshold, out=flags[:rows, :n])
+            self.compare(ring[:rows], self.threshold, out=flags[:rows, :n])
             lanes = np.add.reduceat(flags[:rows].view(np.uint64), chunks, axis=0)
             count += np.add.reduce(lanes.view(np.uint8)[:, :n], axis=0, dtype=np.int64)
 

@@ -47,8 +47,8 @@ class Watch:
         stop_when, if any. Without health figures (health=False) only the plateau rule runs."""
         held: Held = {}
         if r.dead_fraction is not None:
-            self._units(held, r, "dead_units", r.dead_fraction, self.rules.dead_units, "dead")
-            self._units(held, r, "saturated_units", r.saturated_fraction,
+            self._units(held, "dead_units", r.dead_fraction, self.rules.dead_units, "dead")
+            self._units(held, "saturated_units", r.saturated_fraction,
                         self.rules.saturated_units, "saturated")  # fmt: skip
             self._ratios(held, r)
             if r.nonfinite:
@@ -57,7 +57,7 @@ class Watch:
         return self._record(held, r.epoch)
 
     def _units(
-        self, held: Held, r: Any, rule: str, fractions: list[float], threshold: float, word: str
+        self, held: Held, rule: str, fractions: list[float], threshold: float, word: str
     ) -> None:
         for l, fraction in enumerate(fractions[:-1], start=1):
             if fraction > threshold:
